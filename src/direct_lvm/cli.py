@@ -1,0 +1,142 @@
+"""`direct-lvm`: a thin adapter over core. Exit codes: 0 ok, 2 bad config (nothing
+changed), 1 failure."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import __version__, core, spec
+from .errors import DirectLvmError
+from .plan import Plan
+from .units import human
+
+log = logging.getLogger("direct_lvm")
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("direct-lvm: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False
+
+
+def _print_plan(p: Plan, s: spec.Spec) -> None:
+    ref = f"{s.vg}/{s.pool}"
+    for fact in p.facts:
+        print(f"# {fact}")
+    for note in p.notes:
+        print(f"# warning: {note}")
+    if p.empty:
+        print(f"# nothing to do: {ref} matches the config")
+        return
+    print(f"# {len(p.steps)} step(s) for {ref} (runtime {s.runtime}):")
+    for k, step in enumerate(p.steps, 1):
+        print(f"\n# {k}. {step.reason}")
+        print(step.shell().rstrip("\n"))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    s = spec.load_file(args.config)
+    print(f"{args.config}: valid")
+    if args.verbose:
+        print(json.dumps(spec.to_mapping(s), indent=2))
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    s = spec.load_file(args.config)
+    p = core.make_plan(s, restart=not args.no_restart)
+    if args.json:
+        print(json.dumps({"config": spec.to_mapping(s), **p.to_json()}, indent=2))
+    else:
+        _print_plan(p, s)
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    s = spec.load_file(args.config)
+    result = core.apply(s, restart=not args.no_restart, dry_run=args.dry_run)
+    if args.dry_run:
+        _print_plan(result.plan, s)
+        return 0
+    for note in result.plan.notes:
+        log.warning("warning: %s", note)
+    ref = f"{s.vg}/{s.pool}"
+    if result.plan.empty:
+        log.info("%s already matches the config; nothing changed (%.1f s)", ref, result.seconds)
+    else:
+        log.info("%s: %d step(s) applied and verified in %.1f s", ref, len(result.plan.steps),
+                 result.seconds)  # fmt: skip
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    pools = core.status()
+    if args.json:
+        print(json.dumps({"pools": pools}, indent=2))
+        return 0
+    if not pools:
+        print("no thin pool managed by direct-lvm on this host")
+        return 0
+    for p in pools:
+        left = p["extensions_left"]
+        print(
+            f"{p['vg']}/{p['pool']} ({p['dm_path']}): {human(p['size'])}, "
+            f"data {p['data_percent']}%, metadata {p['metadata_percent']}% of "
+            f"{human(p['metadata_size'])}, chunk {human(p['chunk_size'])}, "
+            f"profile {p['profile'] or '-'}, {p['monitor'] or 'not monitored'}, "
+            + ("autoextend off" if left is None else f"room for {left} autoextend step(s)")
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="direct-lvm",
+        description="LVM thin pools for container runtimes, set up from a cloud-config.",
+        epilog="Exit codes: 0 ok, 2 bad configuration (nothing changed), 1 failure.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every command run")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cfg_help = "a cloud-config with a direct_lvm key, or just the direct_lvm mapping (YAML)"
+
+    p = sub.add_parser("validate", help="check a config against the schema")
+    p.add_argument("config", help=cfg_help)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("plan", help="show the steps apply would run, as shell lines")
+    p.add_argument("config", help=cfg_help)
+    p.add_argument("--json", action="store_true", help="machine-readable plan")
+    p.add_argument("--no-restart", action="store_true", help="do not (re)start the runtime")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("apply", help="make the system match the config, then verify it")
+    p.add_argument("config", help=cfg_help)
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.add_argument("--no-restart", action="store_true", help="do not (re)start the runtime")
+    p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("status", help="the thin pools direct-lvm manages")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args))
+    except DirectLvmError as e:
+        log.error("error: %s", e)
+        return e.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

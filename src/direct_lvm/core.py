@@ -1,0 +1,282 @@
+"""The engine both adapters (CLI and cloud-init module) call: probe -> plan -> apply ->
+re-probe -> verify, and status. Commands go through run.py, files through render.py."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import OWNER_TAG
+from .errors import ConfigError, VerifyError
+from .plan import Action, Observed, Plan, Step, extension_room, plan
+from .probe import LvmState, probe_devices, probe_lvm, resolve, wait_for_devices
+from .render import render
+from .run import run
+from .runtime import DOCKER_DROPIN, ServiceState, probe_docker
+from .spec import Runtime, Spec
+from .units import dm_name, format_size
+
+log = logging.getLogger("direct_lvm")
+
+PROFILE_DIR = "/etc/lvm/profile"
+# Test-only: stop the process right after step k (crash-convergence tests).
+CRASH_ENV = "DIRECT_LVM_TEST_CRASH_AFTER_STEP"
+
+
+def profile_path(spec: Spec) -> str:
+    return f"{PROFILE_DIR}/{spec.profile_name}.profile"
+
+
+def dropin_args(spec: Spec) -> list[str]:
+    return [
+        "--storage-driver=devicemapper",
+        f"--storage-opt=dm.thinpooldev={spec.pool_path}",
+        "--storage-opt=dm.use_deferred_removal=true",
+        "--storage-opt=dm.use_deferred_deletion=true",
+    ]
+
+
+def desired_files(spec: Spec, docker: ServiceState | None) -> dict[str, str]:
+    files = {
+        profile_path(spec): render(
+            "lvm-profile.profile.j2",
+            vg=spec.vg,
+            pool=spec.pool,
+            threshold=spec.autoextend.threshold,
+            percent=spec.autoextend.percent,
+        )
+    }
+    if spec.runtime is Runtime.DOCKER_DEVICEMAPPER and docker is not None and docker.exec_start:
+        files[DOCKER_DROPIN] = render(
+            "docker-devicemapper.conf.j2",
+            vg=spec.vg,
+            pool=spec.pool,
+            exec_start=_strip_storage_flags(docker.exec_start),
+            args=dropin_args(spec),
+        )
+    return files
+
+
+def _strip_storage_flags(exec_start: str) -> str:
+    """The unit's ExecStart without storage options of its own (ours replace them)."""
+    return re.sub(r"\s+--storage-(driver|opt)(=|\s+)\S+", "", exec_start)
+
+
+def check_runtime(spec: Spec, docker: ServiceState | None) -> None:
+    """Version gate: refuse before any disk is touched."""
+    if spec.runtime is not Runtime.DOCKER_DEVICEMAPPER:
+        raise ConfigError(
+            f"runtime {spec.runtime!s} is not implemented in this version",
+            "use runtime: docker-devicemapper",
+        )
+    if docker is None or not docker.installed:
+        raise ConfigError(
+            "runtime docker-devicemapper needs Docker <= 24, but dockerd is not installed",
+            "install docker.io (Debian bookworm ships 20.10) or choose another runtime",
+        )
+    if docker.version and docker.version >= (25, 0):
+        raise ConfigError(
+            f"runtime docker-devicemapper: the installed {docker.version_text!r} has no "
+            "devicemapper storage driver (removed in Docker 25.0)",
+            "set runtime: docker-overlay2 (overlay2 on a dedicated LV) or "
+            "containerd-devmapper, or install Docker <= 24",
+        )
+    if docker.exec_start is None:
+        raise ConfigError(
+            "docker.service has no ExecStart= to extend", "reinstall the docker package"
+        )
+
+
+def read_file(path: str) -> str | None:
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        return None
+
+
+def observe(spec: Spec, *, wait: bool = True) -> tuple[Observed, dict[str, str]]:
+    """Probe what the plan needs: one lvm call; devices only when not yet ours."""
+    docker = probe_docker() if spec.runtime is Runtime.DOCKER_DEVICEMAPPER else None
+    check_runtime(spec, docker)
+    if wait:
+        wait_for_devices(spec.devices, spec.wait_timeout)
+    lvm = probe_lvm()
+    new = []
+    for path in spec.devices:
+        pv = lvm.pv(resolve(path))
+        if pv is None or pv.vg != spec.vg:
+            new.append(path)
+    devices = probe_devices(new) if new else {}
+    files = desired_files(spec, docker)
+    observed = Observed(
+        lvm=lvm, devices=devices, files={p: read_file(p) for p in files}, docker=docker
+    )
+    return observed, files
+
+
+def make_plan(spec: Spec, *, restart: bool = True, wait: bool = True) -> Plan:
+    observed, files = observe(spec, wait=wait)
+    return plan(spec, observed, files, restart=restart)
+
+
+def write_file(path: str, content: str, mode: int = 0o644) -> None:
+    """Atomic write: temp file in the same directory, fsync, rename."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def execute(steps: tuple[Step, ...], *, on_step: Callable[[int, Step], None] | None = None) -> None:
+    crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
+    for k, step in enumerate(steps, 1):
+        log.info("step %d/%d: %s", k, len(steps), step.reason)
+        if step.action is Action.RUN:
+            run(step.argv, changes=True)
+        else:
+            log.info("+ %s", step.shell().splitlines()[0])
+            write_file(step.path, step.content, step.mode)
+        if on_step:
+            on_step(k, step)
+        if crash_after == k:
+            log.info("%s=%d: stopping here on purpose", CRASH_ENV, k)
+            os._exit(99)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    plan: Plan
+    verified: tuple[str, ...]
+    seconds: float
+
+
+def apply(spec: Spec, *, restart: bool = True, dry_run: bool = False) -> ApplyResult:
+    start = time.monotonic()
+    the_plan = make_plan(spec, restart=restart)
+    if dry_run or the_plan.empty:
+        checks = verify(spec, probe_lvm(), docker_checked=False) if the_plan.empty else ()
+        return ApplyResult(the_plan, checks, time.monotonic() - start)
+    execute(the_plan.steps)
+    restarted = any(s.argv[:2] == ("systemctl", "restart") for s in the_plan.steps)
+    checks = verify(spec, probe_lvm(), docker_checked=restarted)
+    return ApplyResult(the_plan, checks, time.monotonic() - start)
+
+
+def _monitor_hint() -> str:
+    state = run(["systemctl", "is-active", "dm-event.socket", "dm-event.service"], check=False)
+    if "active" not in state.stdout.split():
+        return (
+            "dmeventd is not running, so LVM cannot monitor (or autoextend) the pool: "
+            "systemctl enable --now dm-event.socket lvm2-monitor.service, then run "
+            "direct-lvm apply again"
+        )
+    return "check `journalctl -u dm-event` and lvm.conf activation/monitoring, then re-run apply"
+
+
+def verify(spec: Spec, lvm: LvmState, *, docker_checked: bool) -> tuple[str, ...]:
+    """Compare the re-probed system with the spec; raise VerifyError on any difference."""
+    ref = f"{spec.vg}/{spec.pool}"
+    pool = lvm.lv(spec.vg, spec.pool)
+    vg = lvm.vg(spec.vg)
+    problems: list[str] = []
+    if pool is None or vg is None:
+        raise VerifyError(f"{ref} does not exist after apply", "see the log above")
+    expect: list[tuple[str, object, object]] = [
+        ("thin pool (lv_attr t...)", pool.attr[:1], "t"),
+        ("chunk size", format_size(pool.chunk_size), format_size(spec.chunk_size)),
+        ("zeroing", pool.zero, spec.zero),
+        ("metadata profile", pool.profile, spec.profile_name),
+        ("VG tag", OWNER_TAG in vg.tags, True),
+        ("pool tag", OWNER_TAG in pool.tags, True),
+    ]
+    for what, got, want in expect:
+        if got != want:
+            problems.append(f"{what}: {got!r}, expected {want!r}")
+    hint = "see the log above"
+    if pool.monitor != "monitored":
+        problems.append(f"seg_monitor: {pool.monitor!r}, expected 'monitored'")
+        hint = _monitor_hint()
+    if docker_checked:
+        problems.extend(_verify_docker(spec))
+    if problems:
+        raise VerifyError(f"{ref} does not match the config: " + "; ".join(problems), hint)
+    return tuple(f"{what}: {want!r}" for what, _, want in expect) + ("seg_monitor: monitored",)
+
+
+def _verify_docker(spec: Spec) -> list[str]:
+    info = run(["docker", "info", "--format", "{{json .}}"], check=False)
+    if info.returncode != 0:
+        return [f"docker info failed: {info.stderr.strip()}"]
+    data = json.loads(info.stdout)
+    status = {k: v for k, v in data.get("DriverStatus") or []}
+    out = []
+    if data.get("Driver") != "devicemapper":
+        out.append(f"docker storage driver {data.get('Driver')!r}, expected 'devicemapper'")
+    if status.get("Pool Name") != spec.pool_dm_name:
+        out.append(f"docker pool {status.get('Pool Name')!r}, expected {spec.pool_dm_name!r}")
+    return out
+
+
+# ------------------------------------------------------------------ status
+
+
+def _profile_percent(name: str) -> int | None:
+    text = read_file(f"{PROFILE_DIR}/{name}.profile") if name else None
+    m = re.search(r"thin_pool_autoextend_percent\s*=\s*(\d+)", text or "")
+    t = re.search(r"thin_pool_autoextend_threshold\s*=\s*(\d+)", text or "")
+    if not m or (t and int(t.group(1)) >= 100):
+        return None
+    return int(m.group(1))
+
+
+def status(lvm: LvmState | None = None) -> list[dict[str, Any]]:
+    """One entry per thin pool in a VG direct-lvm owns."""
+    lvm = lvm or probe_lvm()
+    out = []
+    for vg in lvm.vgs:
+        if not vg.owned:
+            continue
+        for lv in lvm.lvs:
+            if lv.vg != vg.name or not lv.is_thin_pool:
+                continue
+            percent = _profile_percent(lv.profile)
+            room = (
+                extension_room(vg.free, lv.size, vg.extent_size, percent) if percent else None
+            )
+            out.append(
+                {
+                    "vg": vg.name,
+                    "pool": lv.name,
+                    "dm_path": f"/dev/mapper/{dm_name(vg.name, lv.name)}",
+                    "size": lv.size,
+                    "metadata_size": lv.metadata_size,
+                    "data_percent": lv.data_percent,
+                    "metadata_percent": lv.metadata_percent,
+                    "chunk_size": lv.chunk_size,
+                    "zero": lv.zero,
+                    "profile": lv.profile,
+                    "monitor": lv.monitor,
+                    "vg_free": vg.free,
+                    "autoextend_percent": percent,
+                    "extensions_left": room,
+                    "lv_uuid": lv.uuid,
+                }
+            )
+    return out

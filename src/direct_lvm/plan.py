@@ -1,0 +1,401 @@
+"""plan(spec, observed) -> ordered steps. Pure: no I/O, no commands. An empty plan means
+the system already matches the config. Every step carries its argv (or file) and why."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from . import OWNER_TAG
+from .errors import ConfigError, RefusedError
+from .probe import LV, VG, BlockDevice, LvmState
+from .runtime import ServiceState
+from .spec import Runtime, Spec
+from .units import MIB, auto_metadata_size, format_size, human, round_up
+
+# lvm2 defaults for a new VG on a whole device: 1 MiB before the first extent, 4 MiB extents.
+DEFAULT_PE_START = 1 * MIB
+DEFAULT_EXTENT = 4 * MIB
+MIN_POOL_DATA = 64 * MIB
+
+
+class Action(StrEnum):
+    RUN = "run"
+    WRITE = "write"
+
+
+@dataclass(frozen=True)
+class Step:
+    action: Action
+    reason: str
+    argv: tuple[str, ...] = ()
+    path: str = ""
+    content: str = ""
+    mode: int = 0o644
+
+    def shell(self) -> str:
+        """The step as a shell line a person can review or paste."""
+        if self.action is Action.RUN:
+            return shlex.join(self.argv)
+        return f"cat > {shlex.quote(self.path)} <<'EOF'\n{self.content}EOF"
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"action": str(self.action), "reason": self.reason}
+        if self.action is Action.RUN:
+            d["argv"] = list(self.argv)
+        else:
+            d.update(path=self.path, content=self.content, mode=oct(self.mode))
+        d["shell"] = self.shell()
+        return d
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: tuple[Step, ...]
+    notes: tuple[str, ...] = ()  # problems the user should know about (printed as warnings)
+    facts: tuple[str, ...] = ()  # what was chosen and why
+
+    @property
+    def empty(self) -> bool:
+        return not self.steps
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "changes": not self.empty,
+            "steps": [s.to_json() for s in self.steps],
+            "notes": list(self.notes),
+            "facts": list(self.facts),
+        }
+
+
+@dataclass(frozen=True)
+class Observed:
+    lvm: LvmState
+    devices: Mapping[str, BlockDevice] = field(default_factory=dict)  # devices not yet ours
+    files: Mapping[str, str | None] = field(default_factory=dict)  # managed path -> content
+    docker: ServiceState | None = None
+
+
+@dataclass
+class _Builder:
+    steps: list[Step] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    facts: list[str] = field(default_factory=list)
+
+    def run(self, reason: str, *argv: str) -> None:
+        self.steps.append(Step(Action.RUN, reason, argv=tuple(argv)))
+
+    def write(self, reason: str, path: str, content: str) -> None:
+        self.steps.append(Step(Action.WRITE, reason, path=path, content=content))
+
+
+# ------------------------------------------------------------------ devices
+
+
+def check_device(spec: Spec, dev: BlockDevice, lvm: LvmState) -> bool:
+    """Refuse a device that is not safe to take. Returns True when its signatures must be
+    wiped first (only allowed with wipe_signatures)."""
+    name = dev.path if dev.path == dev.real else f"{dev.path} ({dev.real})"
+    if dev.is_root_disk:
+        raise RefusedError(
+            f"{name} is the disk that holds the root filesystem; refusing to touch it",
+            "list a spare data disk in devices (see lsblk)",
+        )
+    if dev.mountpoints:
+        raise RefusedError(
+            f"{name} is mounted at {', '.join(dev.mountpoints)}; refusing to touch it",
+            f"unmount it (and remove it from /etc/fstab) first, or list another device",
+        )
+    if dev.read_only:
+        raise RefusedError(f"{name} is read-only", "attach the volume read-write")
+    if dev.type not in ("disk", "part", "mpath", "crypt", "raid0", "raid1", "raid5", "raid6",
+                        "raid10", "md", "loop"):  # fmt: skip
+        raise RefusedError(
+            f"{name} is a {dev.type or 'non-block'} device, not a disk or partition",
+            "name a whole disk or a partition",
+        )
+    pv = lvm.pv(dev.real)
+    if pv is not None and pv.vg and pv.vg != spec.vg:
+        raise RefusedError(
+            f"{name} is a physical volume of the volume group {pv.vg!r}; refusing to touch it",
+            f"list another device, or remove it from {pv.vg!r} yourself (vgreduce/pvremove) "
+            "if its data is not needed",
+        )
+    if dev.holders:
+        kind = "partitions" if dev.pttype else "devices stacked on it"
+        raise RefusedError(
+            f"{name} has {kind}: {', '.join(dev.holders)}; refusing to touch it",
+            "list an unused device; to reuse this one, remove what is on it first"
+            + (" and set wipe_signatures: true to erase the partition table" if dev.pttype else ""),
+        )
+    sigs = list(dev.signatures)
+    if dev.pttype and not any(s in ("gpt", "dos", "PMBR") for s in sigs):
+        sigs.append(f"{dev.pttype} partition table")
+    if sigs:
+        if not spec.wipe_signatures:
+            raise RefusedError(
+                f"{name} holds data signatures ({', '.join(sigs)}); refusing to touch it",
+                "list a blank device, or set wipe_signatures: true if its contents may be "
+                f"destroyed (check with: wipefs --no-act {dev.real})",
+            )
+        return True
+    return False
+
+
+def estimate_vg(devices: Mapping[str, BlockDevice]) -> tuple[int, int]:
+    """(extent size, extent count) lvm2 will give a new VG on these devices by default."""
+    count = sum(max(0, d.size - DEFAULT_PE_START) // DEFAULT_EXTENT for d in devices.values())
+    return DEFAULT_EXTENT, count
+
+
+@dataclass(frozen=True)
+class Sizing:
+    extent: int
+    vg_bytes: int
+    data: int
+    metadata: int
+
+    @property
+    def free_after(self) -> int:
+        # lvm2 keeps a spare metadata LV (pmspare) the size of the metadata for repairs.
+        return self.vg_bytes - self.data - 2 * self.metadata
+
+
+def size_pool(spec: Spec, extent: int, extents: int) -> Sizing:
+    data = extents * spec.data_percent // 100 * extent
+    meta = spec.metadata_size or auto_metadata_size(data, spec.chunk_size, extent)
+    return Sizing(extent, extents * extent, data, round_up(meta, extent))
+
+
+def extension_room(free: int, size: int, extent: int, percent: int) -> int:
+    """How many autoextend steps of `percent` (of the pool's size) fit in `free` bytes."""
+    n = 0
+    while n < 100:
+        step = round_up(-(-size * percent // 100), extent)
+        if step > free:
+            break
+        free, size, n = free - step, size + step, n + 1
+    return n
+
+
+def _max_percent_with_room(spec: Spec, s: Sizing) -> int:
+    meta_pct = 2 * s.metadata * 100 / s.vg_bytes if s.vg_bytes else 100
+    return max(1, int((100 - meta_pct) / (1 + spec.autoextend.percent / 100)))
+
+
+def _check_sizing(spec: Spec, s: Sizing, where: str) -> list[str]:
+    if s.data < max(MIN_POOL_DATA, 2 * spec.chunk_size) or s.free_after < 0:
+        if s.free_after < 0:
+            why = (
+                f"data_percent {spec.data_percent} ({human(s.data)}) plus metadata "
+                f"{human(s.metadata)} and its spare copy exceed the {human(s.vg_bytes)} VG"
+            )
+            fix = "lower data_percent or metadata_size"
+        else:
+            why = f"the pool data would be {human(s.data)}, below the minimum of 64 MiB"
+            fix = "use a larger device or a higher data_percent"
+        raise RefusedError(f"{where}: {why}", fix)
+    notes = []
+    if spec.autoextend.enabled and extension_room(s.free_after, s.data, s.extent, spec.autoextend.percent) == 0:
+        notes.append(
+            f"autoextend can never fire: after the pool ({human(s.data)} data, "
+            f"{human(s.metadata)} metadata plus spare) only {human(s.free_after)} of the "
+            f"{human(s.vg_bytes)} VG is free, and one {spec.autoextend.percent}% extension "
+            f"needs {human(-(-s.data * spec.autoextend.percent // 100))}. Set data_percent to "
+            f"{_max_percent_with_room(spec, s)} or less to leave room for one, or set "
+            "autoextend.threshold: 100 to turn autoextend off knowingly."
+        )
+    return notes
+
+
+# ------------------------------------------------------------------ the plan
+
+
+def plan(
+    spec: Spec,
+    observed: Observed,
+    desired_files: Mapping[str, str],
+    *,
+    restart: bool = True,
+) -> Plan:
+    """The steps that take the observed system to the spec. `desired_files` maps each
+    managed path to its rendered content; the LVM profile is written before the pool is
+    created (lvcreate needs it), the runtime's files after."""
+    b = _Builder()
+    lvm = observed.lvm
+    vg = lvm.vg(spec.vg)
+    profile_path = f"/etc/lvm/profile/{spec.profile_name}.profile"
+
+    if vg is not None and not vg.owned:
+        raise RefusedError(
+            f"volume group {spec.vg!r} exists and was not created by direct-lvm "
+            f"(it has no {OWNER_TAG!r} tag); refusing to touch it",
+            f"choose another vg name; or, to let direct-lvm manage a VG you made by hand: "
+            f"vgchange --addtag {OWNER_TAG} {spec.vg}",
+        )
+
+    wipe: list[BlockDevice] = []
+    for path in spec.devices:
+        dev = observed.devices.get(path)
+        if dev is None:
+            continue  # already a PV of our VG
+        if check_device(spec, dev, lvm):
+            wipe.append(dev)
+        b.facts.append(
+            f"device {path}" + (f" -> {dev.real}" if dev.real != path else "")
+            + f": {human(dev.size)} {dev.type}, "
+            + ("signatures will be wiped (wipe_signatures: true)" if dev in wipe else "blank")
+        )  # fmt: skip
+    if vg is not None:
+        new = [d for d in spec.devices if d in observed.devices]
+        if new:
+            raise ConfigError(
+                f"volume group {spec.vg!r} already exists and {', '.join(new)} is not in it; "
+                "adding devices to an existing pool is not supported yet",
+                f"remove {', '.join(new)} from devices",
+            )
+        listed = {observed.devices[d].real if d in observed.devices else d for d in spec.devices}
+        extra = [p.name for p in lvm.pvs_of(spec.vg) if p.name not in listed]
+        if extra:
+            b.notes.append(
+                f"volume group {spec.vg!r} also has {', '.join(extra)}, which devices does "
+                "not list; left as it is"
+            )
+
+    for dev in wipe:
+        b.run(f"{dev.path} holds {', '.join(dev.signatures) or dev.pttype}; "
+              "wipe_signatures is true", "wipefs", "--all", dev.real)  # fmt: skip
+
+    if profile_path in desired_files and observed.files.get(profile_path) != desired_files[
+        profile_path
+    ]:
+        b.write(
+            "autoextend policy (LVM metadata profile) "
+            + ("is missing" if observed.files.get(profile_path) is None else "differs"),
+            profile_path,
+            desired_files[profile_path],
+        )
+
+    pool = lvm.lv(spec.vg, spec.pool)
+    if vg is None:
+        extent, extents = estimate_vg(observed.devices)
+        sizing = size_pool(spec, extent, extents)
+        b.notes.extend(_check_sizing(spec, sizing, "devices " + ", ".join(spec.devices)))
+        b.run(
+            f"volume group {spec.vg!r} does not exist",
+            "vgcreate", "--addtag", OWNER_TAG, spec.vg,
+            *(observed.devices[d].real for d in spec.devices),
+        )  # fmt: skip
+        _create_pool(b, spec, sizing)
+    elif pool is None:
+        sizing = size_pool(spec, vg.extent_size, vg.extent_count)
+        sizing = _fit_existing(spec, vg, sizing)
+        b.notes.extend(_check_sizing(spec, sizing, f"volume group {spec.vg}"))
+        _create_pool(b, spec, sizing)
+    else:
+        _converge_pool(b, spec, vg, pool)
+
+    _plan_runtime(b, spec, observed, desired_files, restart=restart)
+    return Plan(tuple(b.steps), tuple(b.notes), tuple(b.facts))
+
+
+def _fit_existing(spec: Spec, vg: VG, s: Sizing) -> Sizing:
+    """An existing VG without the pool (a run stopped after vgcreate): size against what
+    is free, not what the VG had when new."""
+    if s.data + 2 * s.metadata > vg.free:
+        raise RefusedError(
+            f"volume group {spec.vg!r} has {human(vg.free)} free, not enough for a "
+            f"{human(s.data)} pool with {human(s.metadata)} metadata",
+            f"free space in {spec.vg!r} (lvs {spec.vg}) or lower data_percent",
+        )
+    return s
+
+
+def _create_pool(b: _Builder, spec: Spec, s: Sizing) -> None:
+    b.facts.append(
+        f"pool {spec.vg}/{spec.pool}: {spec.data_percent}%VG data (~{human(s.data)}), "
+        f"{format_size(s.metadata)} metadata"
+        + (" (auto)" if spec.metadata_size is None else "")
+        + f", chunk {format_size(spec.chunk_size)}, zeroing {'on' if spec.zero else 'off'}"
+    )
+    b.run(
+        f"thin pool {spec.vg}/{spec.pool} does not exist",
+        "lvcreate", "--yes", "--type", "thin-pool", "--name", spec.pool,
+        "--extents", f"{spec.data_percent}%VG",
+        "--poolmetadatasize", f"{s.metadata}b",
+        "--chunksize", f"{spec.chunk_size // 1024}k",
+        "--zero", "y" if spec.zero else "n",
+        "--wipesignatures", "y",
+        "--metadataprofile", spec.profile_name,
+        "--addtag", OWNER_TAG,
+        spec.vg,
+    )  # fmt: skip
+
+
+def _converge_pool(b: _Builder, spec: Spec, vg: VG, pool: LV) -> None:
+    ref = f"{spec.vg}/{spec.pool}"
+    if not pool.is_thin_pool:
+        raise RefusedError(
+            f"{ref} exists but is not a thin pool (lv_attr {pool.attr})",
+            "choose another pool name, or remove that LV if its data is not needed",
+        )
+    if pool.chunk_size and pool.chunk_size != spec.chunk_size:
+        raise ConfigError(
+            f"{ref} has chunk size {format_size(pool.chunk_size)}, the config says "
+            f"{format_size(spec.chunk_size)}; a pool's chunk size cannot change in place",
+            f"set chunk_size: {format_size(pool.chunk_size)}, or recreate the pool",
+        )
+    if not pool.owned:
+        b.run(f"{ref} lacks the {OWNER_TAG} tag", "lvchange", "--addtag", OWNER_TAG, ref)
+    if not pool.active:
+        b.run(f"{ref} is not active", "lvchange", "--activate", "y", ref)
+    if pool.zero != spec.zero:
+        b.run(f"{ref} has zeroing {'on' if pool.zero else 'off'}", "lvchange", "--zero",
+              "y" if spec.zero else "n", ref)  # fmt: skip
+    if pool.profile != spec.profile_name:
+        b.run(
+            f"{ref} has metadata profile {pool.profile or '(none)'!r}",
+            "lvchange", "--metadataprofile", spec.profile_name, ref,
+        )  # fmt: skip
+    if pool.monitor != "monitored" or not pool.active:
+        b.run(f"{ref} is {pool.monitor or 'not monitored'}", "lvchange", "--monitor", "y", ref)
+
+
+def _plan_runtime(
+    b: _Builder,
+    spec: Spec,
+    observed: Observed,
+    desired_files: Mapping[str, str],
+    *,
+    restart: bool,
+) -> None:
+    if spec.runtime is not Runtime.DOCKER_DEVICEMAPPER:
+        return
+    from .runtime import DOCKER_DROPIN
+
+    changed = False
+    for path, content in desired_files.items():
+        if path.endswith(".profile"):
+            continue
+        current = observed.files.get(path)
+        if current != content:
+            b.write(f"{'missing' if current is None else 'differs'}: docker's storage options",
+                    path, content)  # fmt: skip
+            changed = changed or path == DOCKER_DROPIN
+    if changed:
+        b.run("systemd must read the new drop-in", "systemctl", "daemon-reload")
+    docker = observed.docker
+    if not restart or docker is None:
+        return
+    wanted = f"dm.thinpooldev={spec.pool_path}"
+    on_pool = any(a.endswith(wanted) for a in docker.cmdline)
+    if changed or not docker.active or not on_pool:
+        why = (
+            "docker must start with the new storage options" if changed
+            else "docker is not running" if not docker.active
+            else f"the running dockerd lacks {wanted}"
+        )  # fmt: skip
+        b.run(why, "systemctl", "restart", docker.unit)

@@ -1,0 +1,306 @@
+"""Read the system's state: LVM through one JSON `lvm fullreport`, block devices through
+`lsblk --json` and `wipefs --no-act --json`. Parsing is pure and unit-tested on real output."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import OWNER_TAG
+from .errors import RefusedError
+from .run import run
+
+log = logging.getLogger("direct_lvm")
+
+PV_FIELDS = "pv_name,pv_uuid,vg_name,dev_size,pv_size"
+VG_FIELDS = (
+    "vg_name,vg_uuid,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,vg_tags"
+)
+LV_FIELDS = (
+    "lv_name,vg_name,lv_uuid,lv_attr,lv_size,lv_metadata_size,data_percent,"
+    "metadata_percent,lv_profile,lv_tags,lv_when_full"
+)
+SEG_FIELDS = "lv_uuid,segtype,chunk_size,zero,seg_monitor"
+
+
+def fullreport_argv() -> list[str]:
+    """One lvm call that reports PVs, VGs, LVs and segments as JSON, sizes in bytes."""
+    return [
+        "lvm", "fullreport", "--reportformat", "json", "--units", "b", "--nosuffix",
+        "--binary", "-a",
+        "--configreport", "pv", "-o", PV_FIELDS,
+        "--configreport", "vg", "-o", VG_FIELDS,
+        "--configreport", "lv", "-o", LV_FIELDS,
+        "--configreport", "seg", "-o", SEG_FIELDS,
+        "--configreport", "pvseg", "-o", "pvseg_start",
+    ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PV:
+    name: str
+    uuid: str
+    vg: str
+    dev_size: int
+    size: int
+
+
+@dataclass(frozen=True)
+class VG:
+    name: str
+    uuid: str
+    size: int
+    free: int
+    extent_size: int
+    extent_count: int
+    free_count: int
+    tags: frozenset[str]
+
+    @property
+    def owned(self) -> bool:
+        return OWNER_TAG in self.tags
+
+
+@dataclass(frozen=True)
+class LV:
+    vg: str
+    name: str
+    uuid: str
+    attr: str
+    size: int
+    metadata_size: int
+    data_percent: float | None
+    metadata_percent: float | None
+    profile: str
+    tags: frozenset[str]
+    when_full: str
+    segtype: str = ""
+    chunk_size: int = 0
+    zero: bool = False
+    monitor: str = ""
+
+    @property
+    def is_thin_pool(self) -> bool:
+        return self.attr.startswith("t")
+
+    @property
+    def active(self) -> bool:
+        return len(self.attr) > 4 and self.attr[4] == "a"
+
+    @property
+    def owned(self) -> bool:
+        return OWNER_TAG in self.tags
+
+
+@dataclass(frozen=True)
+class LvmState:
+    pvs: tuple[PV, ...] = ()
+    vgs: tuple[VG, ...] = ()
+    lvs: tuple[LV, ...] = ()
+
+    def vg(self, name: str) -> VG | None:
+        return next((v for v in self.vgs if v.name == name), None)
+
+    def lv(self, vg: str, name: str) -> LV | None:
+        return next((v for v in self.lvs if v.vg == vg and v.name == name), None)
+
+    def pv(self, device: str) -> PV | None:
+        return next((p for p in self.pvs if p.name == device), None)
+
+    def pvs_of(self, vg: str) -> tuple[PV, ...]:
+        return tuple(p for p in self.pvs if p.vg == vg)
+
+
+def _int(v: str) -> int:
+    return int(v) if v not in ("", None) else 0
+
+
+def _pct(v: str) -> float | None:
+    return float(v) if v not in ("", None) else None
+
+
+def _tags(v: str) -> frozenset[str]:
+    return frozenset(t for t in v.split(",") if t)
+
+
+def parse_fullreport(text: str) -> LvmState:
+    """Parse `lvm fullreport --reportformat json --units b --nosuffix --binary`."""
+    doc = json.loads(text) if text.strip() else {"report": []}
+    pvs: list[PV] = []
+    vgs: list[VG] = []
+    lvs: list[LV] = []
+    for rep in doc.get("report", []):
+        segs = {s["lv_uuid"]: s for s in rep.get("seg", []) if s.get("lv_uuid")}
+        for p in rep.get("pv", []):
+            pvs.append(PV(p["pv_name"], p["pv_uuid"], p.get("vg_name", ""),
+                          _int(p["dev_size"]), _int(p["pv_size"])))  # fmt: skip
+        for v in rep.get("vg", []):
+            vgs.append(
+                VG(
+                    name=v["vg_name"], uuid=v["vg_uuid"], size=_int(v["vg_size"]),
+                    free=_int(v["vg_free"]), extent_size=_int(v["vg_extent_size"]),
+                    extent_count=_int(v["vg_extent_count"]),
+                    free_count=_int(v["vg_free_count"]), tags=_tags(v["vg_tags"]),
+                )
+            )  # fmt: skip
+        for lv in rep.get("lv", []):
+            seg: dict[str, Any] = segs.get(lv["lv_uuid"], {})
+            lvs.append(
+                LV(
+                    vg=lv["vg_name"], name=lv["lv_name"], uuid=lv["lv_uuid"],
+                    attr=lv["lv_attr"], size=_int(lv["lv_size"]),
+                    metadata_size=_int(lv["lv_metadata_size"]),
+                    data_percent=_pct(lv["data_percent"]),
+                    metadata_percent=_pct(lv["metadata_percent"]),
+                    profile=lv["lv_profile"], tags=_tags(lv["lv_tags"]),
+                    when_full=lv.get("lv_when_full", ""),
+                    segtype=seg.get("segtype", ""), chunk_size=_int(seg.get("chunk_size", "")),
+                    zero=seg.get("zero", "0") == "1", monitor=seg.get("seg_monitor", ""),
+                )
+            )  # fmt: skip
+    # An orphan PV is reported once per report; keep one of each.
+    uniq = {p.name: p for p in pvs}
+    return LvmState(tuple(uniq.values()), tuple(vgs), tuple(lvs))
+
+
+def probe_lvm() -> LvmState:
+    return parse_fullreport(run(fullreport_argv()).stdout)
+
+
+# ---------------------------------------------------------------- block devices
+
+LSBLK_COLUMNS = "NAME,PATH,TYPE,SIZE,FSTYPE,PTTYPE,MOUNTPOINTS,SERIAL,WWN,RO"
+
+
+@dataclass(frozen=True)
+class BlockDevice:
+    path: str  # as the config names it
+    real: str  # the kernel device node it resolves to
+    type: str  # disk, part, lvm, loop, ...
+    size: int
+    fstype: str
+    pttype: str
+    mountpoints: tuple[str, ...]  # of this device and everything stacked on it
+    holders: tuple[str, ...]  # partitions or dm devices on top of it
+    is_root_disk: bool
+    read_only: bool
+    serial: str = ""
+    wwn: str = ""
+    signatures: tuple[str, ...] = field(default=())
+
+
+def _walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("children", []) or []:
+        yield from _walk(child)
+
+
+def _mounts(node: dict[str, Any]) -> list[str]:
+    return [m for n in _walk(node) for m in (n.get("mountpoints") or []) if m]
+
+
+def parse_lsblk(text: str) -> dict[str, BlockDevice]:
+    """Index `lsblk --json --bytes` by kernel path. A device's mountpoints include
+    those of its partitions and stacked devices; the root disk is the top-level device
+    below '/'."""
+    doc = json.loads(text)
+    out: dict[str, BlockDevice] = {}
+    for top in doc.get("blockdevices", []):
+        root_disk = "/" in _mounts(top)
+        for node in _walk(top):
+            path = node["path"]
+            if path in out:  # a dm device below several PVs: first sighting is enough
+                continue
+            out[path] = BlockDevice(
+                path=path,
+                real=path,
+                type=node.get("type") or "",
+                size=int(node.get("size") or 0),
+                fstype=node.get("fstype") or "",
+                pttype=node.get("pttype") or "",
+                mountpoints=tuple(_mounts(node)),
+                holders=tuple(c["path"] for c in node.get("children", []) or []),
+                is_root_disk=root_disk,
+                read_only=bool(node.get("ro")) and node.get("ro") not in ("0", 0),
+                serial=node.get("serial") or "",
+                wwn=node.get("wwn") or "",
+            )
+    return out
+
+
+def parse_wipefs(text: str) -> tuple[str, ...]:
+    """Signature types from `wipefs --no-act --json` (empty output: none)."""
+    if not text.strip():
+        return ()
+    doc = json.loads(text)
+    return tuple(s.get("type") or "unknown" for s in doc.get("signatures", []))
+
+
+def resolve(path: str) -> str:
+    return os.path.realpath(path)
+
+
+def is_block_device(path: str) -> bool:
+    try:
+        return stat.S_ISBLK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def visible_block_devices() -> list[str]:
+    try:
+        return sorted(f"/dev/{n}" for n in os.listdir("/sys/class/block"))
+    except OSError:
+        return []
+
+
+def wait_for_devices(paths: Iterable[str], timeout: float, *, poll: float = 0.5) -> None:
+    """Wait until every path is a block device: udev settle once, then poll, with a
+    progress line every 5 s. On timeout, say which are missing and what was seen."""
+    missing = [p for p in paths if not is_block_device(p)]
+    if not missing:
+        return
+    if timeout > 0:
+        run(["udevadm", "settle", f"--timeout={int(min(timeout, 30))}"], check=False)
+        start = last = time.monotonic()
+        while True:
+            missing = [p for p in missing if not is_block_device(p)]
+            now = time.monotonic()
+            if not missing or now - start >= timeout:
+                break
+            if now - last >= 5:
+                log.info("waiting for %s (%.0f s of %.0f s)", ", ".join(missing), now - start,
+                         timeout)  # fmt: skip
+                last = now
+            time.sleep(poll)
+    if missing:
+        raise RefusedError(
+            f"device(s) not found after waiting {timeout:.0f} s: {', '.join(missing)}; "
+            f"block devices present: {', '.join(visible_block_devices()) or 'none'}",
+            "check the device path (ls -l /dev/disk/by-id/), that the volume is attached, "
+            "or raise wait_timeout",
+        )
+
+
+def probe_devices(paths: Iterable[str]) -> dict[str, BlockDevice]:
+    """BlockDevice for each config path (resolved through links), with wipefs signatures."""
+    paths = list(paths)
+    tree = parse_lsblk(run(["lsblk", "--json", "--bytes", "--paths", "-o", LSBLK_COLUMNS]).stdout)
+    out: dict[str, BlockDevice] = {}
+    for p in paths:
+        real = resolve(p)
+        dev = tree.get(real)
+        if dev is None:
+            raise RefusedError(
+                f"{p!r} resolves to {real!r}, which lsblk does not list as a block device",
+                "name a whole disk or partition (see lsblk)",
+            )
+        sigs = parse_wipefs(run(["wipefs", "--no-act", "--json", real]).stdout)
+        out[p] = BlockDevice(**{**dev.__dict__, "path": p, "real": real, "signatures": sigs})
+    return out

@@ -1,0 +1,237 @@
+"""The `direct_lvm` config: loaded from YAML, validated against the one JSON Schema,
+turned into a frozen Spec with defaults filled in."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError
+from .units import chunk_size_problem, dm_name, format_size, parse_size
+
+CONFIG_KEY = "direct_lvm"
+
+
+class Runtime(StrEnum):
+    DOCKER_DEVICEMAPPER = "docker-devicemapper"
+    CONTAINERD_DEVMAPPER = "containerd-devmapper"
+    DOCKER_OVERLAY2 = "docker-overlay2"
+
+
+@dataclass(frozen=True)
+class Autoextend:
+    threshold: int
+    percent: int
+
+    @property
+    def enabled(self) -> bool:
+        return self.threshold < 100
+
+
+@dataclass(frozen=True)
+class Spec:
+    runtime: Runtime
+    devices: tuple[str, ...]
+    vg: str
+    pool: str
+    data_percent: int
+    metadata_size: int | None  # bytes; None means auto
+    chunk_size: int  # bytes
+    zero: bool
+    autoextend: Autoextend
+    wipe_signatures: bool
+    wait_timeout: float
+
+    @property
+    def profile_name(self) -> str:
+        return f"{self.vg}-{self.pool}"
+
+    @property
+    def pool_dm_name(self) -> str:
+        return dm_name(self.vg, self.pool)
+
+    @property
+    def pool_path(self) -> str:
+        return f"/dev/mapper/{self.pool_dm_name}"
+
+
+@cache
+def schema() -> dict[str, Any]:
+    text = resources.files("direct_lvm").joinpath("schema/direct_lvm.schema.json").read_text()
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def _field_schema(path: list[str | int]) -> dict[str, Any]:
+    """The schema node for a field path, following properties/items/$ref."""
+    root = schema()
+    node: dict[str, Any] = root
+    for part in path:
+        if "$ref" in node:
+            node = root["$defs"][node["$ref"].rsplit("/", 1)[1]]
+        if isinstance(part, int):
+            node = node.get("items", {})
+        else:
+            node = node.get("properties", {}).get(part, {})
+    return node
+
+
+def _dotted(path: list[str | int]) -> str:
+    out = CONFIG_KEY
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    path = list(error.absolute_path)
+    where = _dotted(path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(_field_schema(path).get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        return (
+            f"{where}: unknown key(s) {', '.join(map(repr, extra))}"
+            f"\n  fix: remove them or use one of: {', '.join(allowed)}"
+        )
+    if error.validator == "required":
+        return f"{where}: {error.message}\n  fix: add it (see `direct-lvm validate --help`)"
+    field = _field_schema(path)
+    hint = field.get("description", "")
+    if error.validator == "enum":
+        hint = "use one of: " + ", ".join(map(str, error.validator_value))
+    elif error.validator == "pattern" and path and path[0] == "devices":
+        hint = (
+            "give an absolute path under /dev such as /dev/vdb or /dev/disk/by-id/...; "
+            "spaces, quotes and shell characters are not allowed"
+        )
+    elif error.validator == "pattern" and path and path[-1] in ("vg", "pool"):
+        hint = "LVM names use letters, digits and + _ . - and must not start with '-'"
+    message = f"{where}: {json.dumps(error.instance)} is invalid: {error.message}"
+    return f"{message}\n  fix: {hint}" if hint else message
+
+
+def _fill_defaults(node: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    for key, sub in node.get("properties", {}).items():
+        if key not in out and "default" in sub:
+            out[key] = sub["default"]
+        if sub.get("type") == "object" and isinstance(out.get(key), dict):
+            out[key] = _fill_defaults(sub, out[key])
+    return out
+
+
+def extract_mapping(doc: Any, source: str) -> dict[str, Any]:
+    """Accept a whole cloud-config (with a `direct_lvm` key) or just the mapping."""
+    if not isinstance(doc, dict):
+        raise ConfigError(
+            f"{source}: expected a mapping, got {type(doc).__name__}",
+            f"write a YAML mapping with a `{CONFIG_KEY}:` key (a cloud-config) "
+            "or the direct_lvm fields at top level",
+        )
+    if CONFIG_KEY in doc:
+        mapping = doc[CONFIG_KEY]
+        if not isinstance(mapping, dict):
+            raise ConfigError(
+                f"{source}: `{CONFIG_KEY}` must be a mapping, got {json.dumps(mapping)}",
+                "put the fields (devices, vg, pool, ...) under it",
+            )
+        return mapping
+    return doc
+
+
+def parse_text(text: str, source: str = "<config>") -> dict[str, Any]:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(
+            f"{source}: not valid YAML{where}: {getattr(e, 'problem', e)}",
+            "fix the YAML syntax (check indentation and quoting)",
+        ) from None
+    if doc is None:
+        raise ConfigError(f"{source}: the file is empty", f"add a `{CONFIG_KEY}:` mapping")
+    return extract_mapping(doc, source)
+
+
+def load_file(path: str | Path) -> Spec:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config {str(p)!r}: {e.strerror}", "check the path") from None
+    return from_mapping(parse_text(text, str(p)))
+
+
+def from_mapping(data: dict[str, Any]) -> Spec:
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError("invalid configuration:\n" + "\n".join(_describe(e) for e in errors))
+    d = _fill_defaults(schema(), data)
+    chunk = parse_size(d["chunk_size"])
+    problem = chunk_size_problem(chunk)
+    if problem:
+        raise ConfigError(
+            f"{CONFIG_KEY}.chunk_size: {d['chunk_size']!r} {problem}",
+            "use a multiple of 64K between 64K and 1G, e.g. 512K (the default)",
+        )
+    meta = None if d["metadata_size"] == "auto" else parse_size(d["metadata_size"])
+    if meta is not None and meta < 2 * 1024 * 1024:
+        raise ConfigError(
+            f"{CONFIG_KEY}.metadata_size: {d['metadata_size']!r} is below LVM's minimum of 2M",
+            "use 'auto' or a size of at least 2M",
+        )
+    if meta is not None and meta > 255 * ((1 << 14) - 64) * 4096:
+        raise ConfigError(
+            f"{CONFIG_KEY}.metadata_size: {d['metadata_size']!r} is above LVM's maximum "
+            "of 15.8G",
+            "use 'auto' or a size of at most 15G",
+        )
+    for i, dev in enumerate(d["devices"]):
+        norm = posixpath.normpath(dev)
+        if norm != dev or "/../" in dev or dev.endswith("/.."):
+            raise ConfigError(
+                f"{CONFIG_KEY}.devices[{i}]: {dev!r} is not a normalized path",
+                f"write it as {norm!r}",
+            )
+    ae = d["autoextend"]
+    return Spec(
+        runtime=Runtime(d["runtime"]),
+        devices=tuple(d["devices"]),
+        vg=d["vg"],
+        pool=d["pool"],
+        data_percent=d["data_percent"],
+        metadata_size=meta,
+        chunk_size=chunk,
+        zero=d["zero"],
+        autoextend=Autoextend(threshold=ae["threshold"], percent=ae["percent"]),
+        wipe_signatures=d["wipe_signatures"],
+        wait_timeout=float(d["wait_timeout"]),
+    )
+
+
+def to_mapping(spec: Spec) -> dict[str, Any]:
+    """The normalized config with every default spelled out (for render and plan --json)."""
+    return {
+        "runtime": str(spec.runtime),
+        "devices": list(spec.devices),
+        "vg": spec.vg,
+        "pool": spec.pool,
+        "data_percent": spec.data_percent,
+        "metadata_size": "auto" if spec.metadata_size is None else format_size(spec.metadata_size),
+        "chunk_size": format_size(spec.chunk_size),
+        "zero": spec.zero,
+        "autoextend": {"threshold": spec.autoextend.threshold, "percent": spec.autoextend.percent},
+        "wipe_signatures": spec.wipe_signatures,
+        "wait_timeout": spec.wait_timeout,
+    }
