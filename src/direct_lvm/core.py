@@ -257,9 +257,7 @@ def status(lvm: LvmState | None = None) -> list[dict[str, Any]]:
             if lv.vg != vg.name or not lv.is_thin_pool:
                 continue
             percent = _profile_percent(lv.profile)
-            room = (
-                extension_room(vg.free, lv.size, vg.extent_size, percent) if percent else None
-            )
+            room = extension_room(vg.free, lv.size, vg.extent_size, percent) if percent else None
             out.append(
                 {
                     "vg": vg.name,

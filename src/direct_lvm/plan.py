@@ -107,7 +107,7 @@ def check_device(spec: Spec, dev: BlockDevice, lvm: LvmState) -> bool:
     if dev.mountpoints:
         raise RefusedError(
             f"{name} is mounted at {', '.join(dev.mountpoints)}; refusing to touch it",
-            f"unmount it (and remove it from /etc/fstab) first, or list another device",
+            "unmount it (and remove it from /etc/fstab) first, or list another device",
         )
     if dev.read_only:
         raise RefusedError(f"{name} is read-only", "attach the volume read-write")
@@ -199,7 +199,10 @@ def _check_sizing(spec: Spec, s: Sizing, where: str) -> list[str]:
             fix = "use a larger device or a higher data_percent"
         raise RefusedError(f"{where}: {why}", fix)
     notes = []
-    if spec.autoextend.enabled and extension_room(s.free_after, s.data, s.extent, spec.autoextend.percent) == 0:
+    if (
+        spec.autoextend.enabled
+        and extension_room(s.free_after, s.data, s.extent, spec.autoextend.percent) == 0
+    ):
         notes.append(
             f"autoextend can never fire: after the pool ({human(s.data)} data, "
             f"{human(s.metadata)} metadata plus spare) only {human(s.free_after)} of the "
@@ -269,9 +272,10 @@ def plan(
         b.run(f"{dev.path} holds {', '.join(dev.signatures) or dev.pttype}; "
               "wipe_signatures is true", "wipefs", "--all", dev.real)  # fmt: skip
 
-    if profile_path in desired_files and observed.files.get(profile_path) != desired_files[
-        profile_path
-    ]:
+    if (
+        profile_path in desired_files
+        and observed.files.get(profile_path) != desired_files[profile_path]
+    ):
         b.write(
             "autoextend policy (LVM metadata profile) "
             + ("is missing" if observed.files.get(profile_path) is None else "differs"),

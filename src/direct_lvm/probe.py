@@ -19,9 +19,7 @@ from .run import run
 log = logging.getLogger("direct_lvm")
 
 PV_FIELDS = "pv_name,pv_uuid,vg_name,dev_size,pv_size"
-VG_FIELDS = (
-    "vg_name,vg_uuid,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,vg_tags"
-)
+VG_FIELDS = "vg_name,vg_uuid,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,vg_tags"
 LV_FIELDS = (
     "lv_name,vg_name,lv_uuid,lv_attr,lv_size,lv_metadata_size,data_percent,"
     "metadata_percent,lv_profile,lv_tags,lv_when_full"

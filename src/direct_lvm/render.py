@@ -54,6 +54,7 @@ def systemd_verbatim(value: object) -> str:
 
 
 def lvm_int(value: object) -> str:
+    str(value)  # an undefined value raises here (StrictUndefined), not as a type error
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValueError(f"an LVM config number must be an integer: {value!r}")
     return str(value)
@@ -69,8 +70,10 @@ def lvm_str(value: object) -> str:
 
 def yaml_value(value: object) -> str:
     """A YAML flow value (safe_dump), usable inline after `key: `."""
-    return yaml.safe_dump(value, default_flow_style=True, width=10**9).rstrip("\n").removesuffix(
-        "\n..."
+    return (
+        yaml.safe_dump(value, default_flow_style=True, width=10**9)
+        .rstrip("\n")
+        .removesuffix("\n...")
     )
 
 

@@ -65,8 +65,9 @@ def probe_docker() -> ServiceState:
         return ServiceState(DOCKER_UNIT, installed=False)
     ver = run(["dockerd", "--version"], check=False)
     show = parse_show(
-        run(["systemctl", "show", DOCKER_UNIT, "-p", "ActiveState", "-p", "MainPID"],
-            check=False).stdout  # fmt: skip
+        run(
+            ["systemctl", "show", DOCKER_UNIT, "-p", "ActiveState", "-p", "MainPID"], check=False
+        ).stdout  # fmt: skip
     )
     active = show.get("ActiveState") == "active"
     cmdline: tuple[str, ...] = ()

@@ -97,7 +97,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     where = _dotted(path)
     if error.validator == "additionalProperties":
         allowed = sorted(_field_schema(path).get("properties", {}))
-        extra = sorted(set(error.instance) - set(allowed))
+        instance: dict[str, Any] = error.instance  # type: ignore[assignment]
+        extra = sorted(set(instance) - set(allowed))
         return (
             f"{where}: unknown key(s) {', '.join(map(repr, extra))}"
             f"\n  fix: remove them or use one of: {', '.join(allowed)}"
@@ -107,7 +108,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     field = _field_schema(path)
     hint = field.get("description", "")
     if error.validator == "enum":
-        hint = "use one of: " + ", ".join(map(str, error.validator_value))
+        choices: list[Any] = error.validator_value  # type: ignore[assignment]
+        hint = "use one of: " + ", ".join(map(str, choices))
     elif error.validator == "pattern" and path and path[0] == "devices":
         hint = (
             "give an absolute path under /dev such as /dev/vdb or /dev/disk/by-id/...; "
@@ -168,7 +170,9 @@ def load_file(path: str | Path) -> Spec:
     try:
         text = p.read_text()
     except OSError as e:
-        raise ConfigError(f"cannot read config {str(p)!r}: {e.strerror}", "check the path") from None
+        raise ConfigError(
+            f"cannot read config {str(p)!r}: {e.strerror}", "check the path"
+        ) from None
     return from_mapping(parse_text(text, str(p)))
 
 
@@ -193,8 +197,7 @@ def from_mapping(data: dict[str, Any]) -> Spec:
         )
     if meta is not None and meta > 255 * ((1 << 14) - 64) * 4096:
         raise ConfigError(
-            f"{CONFIG_KEY}.metadata_size: {d['metadata_size']!r} is above LVM's maximum "
-            "of 15.8G",
+            f"{CONFIG_KEY}.metadata_size: {d['metadata_size']!r} is above LVM's maximum of 15.8G",
             "use 'auto' or a size of at most 15G",
         )
     for i, dev in enumerate(d["devices"]):

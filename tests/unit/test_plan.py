@@ -1,0 +1,248 @@
+import pytest
+
+from direct_lvm import OWNER_TAG, core, spec
+from direct_lvm.errors import ConfigError, RefusedError
+from direct_lvm.plan import Action, Observed, plan
+from direct_lvm.probe import LV, PV, VG, LvmState
+from direct_lvm.runtime import DOCKER_DROPIN, ServiceState
+
+GIB = 1 << 30
+EXEC = "/usr/sbin/dockerd -H fd:// $DOCKER_OPTS"
+
+
+def mkspec(**kw):
+    data = {"devices": ["/dev/vdb"], **kw}
+    return spec.from_mapping(data)
+
+
+def docker(active=False, cmdline=()):
+    return ServiceState("docker.service", True, (20, 10), "Docker version 20.10.24", active,
+                        tuple(cmdline), EXEC)  # fmt: skip
+
+
+def blank_observed(s, blank_disk, size=4 * GIB, **devkw):
+    return Observed(
+        lvm=LvmState(), devices={"/dev/vdb": blank_disk(size=size, **devkw)},
+        files={}, docker=docker(),
+    )  # fmt: skip
+
+
+def converged_lvm(s, *, monitor="monitored", profile=None, zero=False, chunk=None, tags=True):
+    tag = frozenset({OWNER_TAG}) if tags else frozenset()
+    return LvmState(
+        pvs=(PV("/dev/vdb", "pv-uuid", s.vg, 4 * GIB, 4 * GIB - 4 << 20),),
+        vgs=(VG(s.vg, "vg-uuid", 4 * GIB - (4 << 20), GIB, 4 << 20, 1023, 250, tag),),
+        lvs=(LV(s.vg, s.pool, "lv-uuid", "twi-a-tz--", 3 * GIB, 8 << 20, 0.0, 10.0,
+                s.profile_name if profile is None else profile, frozenset({OWNER_TAG}), "queue",
+                "thin-pool", chunk or s.chunk_size, zero, monitor),),
+    )  # fmt: skip
+
+
+def converged_files(s):
+    return core_files(s)
+
+
+def core_files(s):
+    return core.desired_files(s, docker())
+
+
+def test_blank_disk_plan_creates_everything_in_order(blank_disk):
+    s = mkspec()
+    files = core_files(s)
+    p = plan(s, blank_observed(s, blank_disk), files)
+    kinds = [(st.action, st.argv[:1] or (st.path,)) for st in p.steps]
+    assert kinds == [
+        (Action.WRITE, ("/etc/lvm/profile/docker-thinpool.profile",)),
+        (Action.RUN, ("vgcreate",)),
+        (Action.RUN, ("lvcreate",)),
+        (Action.WRITE, (DOCKER_DROPIN,)),
+        (Action.RUN, ("systemctl",)),
+        (Action.RUN, ("systemctl",)),
+    ]
+    assert p.steps[1].argv == ("vgcreate", "--addtag", OWNER_TAG, "docker", "/dev/vdb")
+    lvcreate = p.steps[2].argv
+    for flag, value in [("--type", "thin-pool"), ("--chunksize", "512k"), ("--zero", "n"),
+                        ("--metadataprofile", "docker-thinpool"), ("--extents", "80%VG"),
+                        ("--addtag", OWNER_TAG), ("--name", "thinpool")]:  # fmt: skip
+        assert lvcreate[lvcreate.index(flag) + 1] == value
+    assert p.steps[-1].argv == ("systemctl", "restart", "docker.service")
+    assert all(st.reason for st in p.steps)
+    assert p.notes == ()  # the defaults leave room for an extension
+
+
+def test_converged_system_plans_nothing():
+    s = mkspec()
+    files = core_files(s)
+    obs = Observed(
+        converged_lvm(s),
+        {},
+        dict(files),
+        docker(True, ["dockerd", f"--storage-opt=dm.thinpooldev={s.pool_path}"]),
+    )
+    assert plan(s, obs, files).empty
+
+
+def test_converged_pool_but_docker_running_elsewhere_restarts_only_docker():
+    s = mkspec()
+    files = core_files(s)
+    obs = Observed(converged_lvm(s), {}, dict(files), docker(True, ["dockerd"]))
+    p = plan(s, obs, files)
+    assert [st.argv for st in p.steps] == [("systemctl", "restart", "docker.service")]
+    assert plan(s, obs, files, restart=False).empty
+
+
+@pytest.mark.parametrize(
+    ("lvm_kw", "expect"),
+    [({"monitor": "not monitored"}, ("lvchange", "--monitor", "y")),
+     ({"profile": ""}, ("lvchange", "--metadataprofile", "docker-thinpool")),
+     ({"zero": True}, ("lvchange", "--zero", "n"))],
+)  # fmt: skip
+def test_drift_on_existing_pool_is_repaired_in_place(lvm_kw, expect):
+    s = mkspec()
+    files = core_files(s)
+    obs = Observed(
+        converged_lvm(s, **lvm_kw),
+        {},
+        dict(files),
+        docker(True, [f"--storage-opt=dm.thinpooldev={s.pool_path}"]),
+    )
+    p = plan(s, obs, files)
+    assert [st.argv[: len(expect)] for st in p.steps] == [expect]
+    assert p.steps[0].argv[-1] == "docker/thinpool"
+
+
+def test_changed_autoextend_rewrites_only_the_profile():
+    s = mkspec(autoextend={"threshold": 70, "percent": 10})
+    old = core_files(mkspec())
+    obs = Observed(
+        converged_lvm(s),
+        {},
+        dict(old),
+        docker(True, [f"--storage-opt=dm.thinpooldev={s.pool_path}"]),
+    )
+    p = plan(s, obs, core_files(s))
+    assert [st.path for st in p.steps] == ["/etc/lvm/profile/docker-thinpool.profile"]
+    assert "thin_pool_autoextend_threshold = 70" in p.steps[0].content
+
+
+def test_chunk_size_change_is_refused():
+    s = mkspec(chunk_size="64K")
+    obs = Observed(converged_lvm(s, chunk=512 * 1024), {}, {}, docker())
+    with pytest.raises(ConfigError, match="chunk size 512K, the config says 64K"):
+        plan(s, obs, core_files(s))
+
+
+def test_vg_not_ours_is_refused():
+    s = mkspec()
+    obs = Observed(converged_lvm(s, tags=False), {}, {}, docker())
+    with pytest.raises(RefusedError, match="not created by direct-lvm") as e:
+        plan(s, obs, core_files(s))
+    assert "vgchange --addtag direct_lvm docker" in str(e.value)
+
+
+def test_hand_procedure_sizing_says_autoextend_cannot_fire(blank_disk):
+    s = mkspec(data_percent=95)
+    p = plan(s, blank_observed(s, blank_disk), core_files(s))
+    assert len(p.notes) == 1
+    assert "autoextend can never fire" in p.notes[0]
+    suggested = int(p.notes[0].split("Set data_percent to ")[1].split()[0])
+    assert 80 <= suggested < 95
+    # the suggestion really leaves room for one extension; one more percent does not
+    ok = mkspec(data_percent=suggested)
+    assert plan(ok, blank_observed(ok, blank_disk), core_files(ok)).notes == ()
+    over = mkspec(data_percent=suggested + 1)
+    assert plan(over, blank_observed(over, blank_disk), core_files(over)).notes != ()
+
+
+def test_sizing_note_silent_when_autoextend_disabled(blank_disk):
+    s = mkspec(data_percent=95, autoextend={"threshold": 100})
+    assert plan(s, blank_observed(s, blank_disk), core_files(s)).notes == ()
+
+
+def test_data_plus_metadata_over_vg_is_refused(blank_disk):
+    s = mkspec(data_percent=100)
+    with pytest.raises(RefusedError, match="exceed the"):
+        plan(s, blank_observed(s, blank_disk), core_files(s))
+
+
+def test_device_too_small_is_refused(blank_disk):
+    s = mkspec()
+    with pytest.raises(RefusedError, match="below the minimum of 64 MiB"):
+        plan(s, blank_observed(s, blank_disk, size=64 << 20), core_files(s))
+
+
+REFUSALS = {
+    "root disk": ({"is_root_disk": True, "mountpoints": ("/",)}, "root filesystem"),
+    "mounted": ({"mountpoints": ("/srv",)}, "mounted at /srv"),
+    "swap": ({"mountpoints": ("[SWAP]",)}, "mounted at [SWAP]"),
+    "partitioned": ({"pttype": "gpt", "holders": ("/dev/vdb1",)}, "has partitions: /dev/vdb1"),
+    "signature": ({"signatures": ("ext4",)}, "holds data signatures (ext4)"),
+    "empty partition table": ({"pttype": "dos", "signatures": ("dos",)}, "signatures (dos)"),
+    "read-only": ({"read_only": True}, "read-only"),
+    "stacked dm": ({"holders": ("/dev/mapper/crypt",)}, "devices stacked on it"),
+    "not a disk": ({"type": "rom"}, "is a rom device"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_unsafe_devices_are_refused(case, blank_disk):
+    kw, needle = REFUSALS[case]
+    s = mkspec()
+    with pytest.raises(RefusedError, match="refusing|read-only|not a disk|is a") as e:
+        plan(s, blank_observed(s, blank_disk, **kw), core_files(s))
+    assert needle in str(e.value) and "fix:" in str(e.value)
+    assert e.value.exit_code == 2
+
+
+def test_foreign_vg_member_is_refused_even_with_wipe(blank_disk):
+    s = mkspec(wipe_signatures=True)
+    lvm = LvmState(pvs=(PV("/dev/vdb", "u", "data", 4 * GIB, 4 * GIB),))
+    obs = Observed(lvm, {"/dev/vdb": blank_disk(signatures=("LVM2_member",))}, {}, docker())
+    with pytest.raises(RefusedError, match="volume group 'data'"):
+        plan(s, obs, core_files(s))
+
+
+def test_wipe_signatures_adds_a_wipefs_step_first(blank_disk):
+    s = mkspec(wipe_signatures=True)
+    p = plan(s, blank_observed(s, blank_disk, signatures=("ext4",)), core_files(s))
+    assert p.steps[0].argv == ("wipefs", "--all", "/dev/vdb")
+    assert any("wiped" in f for f in p.facts)
+
+
+def test_by_id_link_is_used_through_its_resolved_node(blank_disk):
+    s = spec.from_mapping({"devices": ["/dev/disk/by-id/virtio-data1"]})
+    dev = blank_disk(path="/dev/disk/by-id/virtio-data1", real="/dev/vdc")
+    obs = Observed(LvmState(), {s.devices[0]: dev}, {}, docker())
+    p = plan(s, obs, core_files(s))
+    assert p.steps[1].argv[-1] == "/dev/vdc"
+    assert "device /dev/disk/by-id/virtio-data1 -> /dev/vdc" in p.facts[0]
+
+
+def test_vg_left_without_pool_gets_the_pool(blank_disk):
+    s = mkspec()
+    lvm = converged_lvm(s)
+    vg = lvm.vgs[0]
+    empty_vg = VG(vg.name, vg.uuid, vg.size, vg.size, vg.extent_size, vg.extent_count,
+                  vg.extent_count, vg.tags)  # fmt: skip
+    lvm = LvmState(lvm.pvs, (empty_vg,), ())
+    obs = Observed(lvm, {}, dict(core_files(s)), docker())
+    p = plan(s, obs, core_files(s))
+    assert [st.argv[0] for st in p.steps] == ["lvcreate", "systemctl"]
+
+
+def test_plan_json_has_argv_and_reason(blank_disk):
+    s = mkspec()
+    j = plan(s, blank_observed(s, blank_disk), core_files(s)).to_json()
+    assert j["changes"] is True
+    assert j["steps"][1]["argv"][0] == "vgcreate" and j["steps"][1]["reason"]
+    assert j["steps"][0]["shell"].startswith("cat > /etc/lvm/profile/docker-thinpool.profile")
+
+
+def test_version_gate_refuses_docker_25_before_touching_disks():
+    s = mkspec()
+    new = ServiceState("docker.service", True, (26, 1), "Docker version 26.1.5", False, (), EXEC)
+    with pytest.raises(ConfigError, match="26.1.5.*removed in Docker 25.0") as e:
+        core.check_runtime(s, new)
+    assert "docker-overlay2" in str(e.value)
+    with pytest.raises(ConfigError, match="dockerd is not installed"):
+        core.check_runtime(s, ServiceState("docker.service", False))

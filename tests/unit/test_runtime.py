@@ -1,0 +1,40 @@
+import pytest
+
+from direct_lvm.runtime import parse_docker_version, parse_show, unit_exec_start
+
+BOOKWORM_UNIT = """[Unit]
+Description=Docker Application Container Engine
+After=network-online.target docker.socket firewalld.service containerd.service time-set.target
+Wants=network-online.target containerd.service
+Requires=docker.socket
+
+[Service]
+Type=notify
+EnvironmentFile=-/etc/default/docker
+ExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS
+ExecReload=/bin/kill -s HUP $MAINPID
+"""
+
+
+def test_unit_exec_start():
+    assert unit_exec_start(BOOKWORM_UNIT) == "/usr/sbin/dockerd -H fd:// $DOCKER_OPTS"
+    multi = "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd \\\n  -H fd://\n"
+    assert unit_exec_start(multi) == "/usr/bin/dockerd    -H fd://"
+    assert unit_exec_start("[Unit]\nExecStart=/x\n") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "v"),
+    [("Docker version 20.10.24+dfsg1, build 297e128", (20, 10)),
+     ("Docker version 26.1.5+dfsg1, build a72d7cd", (26, 1)),
+     ("garbage", None)],
+)  # fmt: skip
+def test_parse_docker_version(text, v):
+    assert parse_docker_version(text) == v
+
+
+def test_parse_show():
+    assert parse_show("ActiveState=active\nMainPID=42\n") == {
+        "ActiveState": "active",
+        "MainPID": "42",
+    }
