@@ -151,7 +151,8 @@ def execute(steps: tuple[Step, ...], *, on_step: Callable[[int, Step], None] | N
         if step.action is Action.RUN:
             run(step.argv, changes=True)
         else:
-            log.info("+ %s", step.shell().splitlines()[0])
+            log.info("+ write %s (%d bytes)", step.path, len(step.content))
+            log.debug("%s", step.shell())
             write_file(step.path, step.content, step.mode)
         if on_step:
             on_step(k, step)

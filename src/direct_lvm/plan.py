@@ -332,7 +332,6 @@ def _create_pool(b: _Builder, spec: Spec, s: Sizing) -> None:
         "--poolmetadatasize", f"{s.metadata}b",
         "--chunksize", f"{spec.chunk_size // 1024}k",
         "--zero", "y" if spec.zero else "n",
-        "--wipesignatures", "y",
         "--metadataprofile", spec.profile_name,
         "--addtag", OWNER_TAG,
         spec.vg,

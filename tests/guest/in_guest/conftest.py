@@ -1,0 +1,30 @@
+"""Runs inside the guest (pytest + testinfra's local backend), as root, in file order."""
+
+import json
+import os
+
+import pytest
+
+CONFIGS = os.environ.get("DL_CONFIGS", "/job/configs")
+FACTS = json.loads(os.environ.get("DL_FACTS", "{}"))
+
+
+@pytest.fixture(scope="session")
+def facts():
+    return FACTS
+
+
+@pytest.fixture
+def cfg():
+    return lambda name: f"{CONFIGS}/{name}.yaml"
+
+
+@pytest.fixture
+def lvs(host):
+    def report(lv, fields="lv_attr,chunk_size,zero,lv_profile,seg_monitor,lv_tags,lv_uuid"):
+        out = host.check_output(
+            f"lvs --reportformat json --units b --nosuffix --binary -o {fields} {lv}"
+        )
+        return json.loads(out)["report"][0]["lv"][0]
+
+    return report

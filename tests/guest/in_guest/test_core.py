@@ -1,0 +1,138 @@
+"""The core engine on real LVM: the project's own `direct-lvm apply` on a blank disk.
+
+These tests run in order inside one guest boot; later ones build on earlier ones."""
+
+import json
+import re
+
+POOL = "docker/thinpool"
+
+
+def test_apply_on_blank_disk_creates_the_pool(host, cfg):
+    r = host.run(f"direct-lvm apply {cfg('core')}")
+    assert r.rc == 0, r.stderr
+    assert "applied and verified" in r.stderr
+    # the commands were logged in pasteable form
+    assert re.search(r"^direct-lvm: \+ vgcreate --addtag direct_lvm docker /dev/vdb$", r.stderr,
+                     re.M), r.stderr  # fmt: skip
+
+
+def test_pool_attributes(lvs):
+    lv = lvs(POOL)
+    assert lv["lv_attr"].startswith("t")
+    assert int(lv["chunk_size"]) == 512 * 1024
+    assert lv["zero"] == "0"
+    assert lv["lv_profile"] == "docker-thinpool"
+    assert lv["seg_monitor"] == "monitored"
+    assert "direct_lvm" in lv["lv_tags"].split(",")
+
+
+def test_vg_is_tagged_and_leaves_room_for_autoextend(host):
+    vg = json.loads(host.check_output(
+        "vgs --reportformat json --units b --nosuffix -o vg_tags,vg_size,vg_free docker"
+    ))["report"][0]["vg"][0]  # fmt: skip
+    assert "direct_lvm" in vg["vg_tags"].split(",")
+    assert int(vg["vg_free"]) >= 0.16 * int(vg["vg_size"])  # one 20% step of an 80% pool
+
+
+def test_profile_is_the_procedures(host):
+    f = host.file("/etc/lvm/profile/docker-thinpool.profile")
+    assert f.exists
+    assert re.search(r"thin_pool_autoextend_threshold\s*=\s*80", f.content_string)
+    assert re.search(r"thin_pool_autoextend_percent\s*=\s*20", f.content_string)
+    # lvm itself reads the profile we attached
+    out = host.check_output(
+        "lvmconfig --type full --metadataprofile docker-thinpool "
+        "activation/thin_pool_autoextend_threshold"
+    )
+    assert out.strip() == "thin_pool_autoextend_threshold=80"
+
+
+def test_docker_uses_the_pool(host):
+    assert host.service("docker").is_running
+    info = host.check_output("docker info")
+    assert re.search(r"^\s*Storage Driver: devicemapper$", info, re.M), info
+    assert re.search(r"^\s*Pool Name: docker-thinpool$", info, re.M), info
+    assert "loop" not in info.split("Storage Driver:")[1].split("Logging Driver")[0].lower()
+
+
+def test_dropin_written_and_vendor_unit_untouched(host):
+    dropin = host.file("/etc/systemd/system/docker.service.d/direct-lvm.conf")
+    assert "--storage-opt=dm.thinpooldev=/dev/mapper/docker-thinpool" in dropin.content_string
+    assert "--storage-opt=dm.use_deferred_removal=true" in dropin.content_string
+    assert "--storage-opt=dm.use_deferred_deletion=true" in dropin.content_string
+    # dpkg --verify prints a line for every packaged file whose checksum changed
+    out = host.run("dpkg --verify docker.io")
+    assert "docker.service" not in out.stdout
+    assert host.run("systemd-analyze verify docker.service").rc == 0
+
+
+def test_docker_run_on_the_pool(host, lvs):
+    before = float(lvs(POOL, "data_percent")["data_percent"])
+    host.check_output(
+        "rm -rf /tmp/rootfs && mkdir -p /tmp/rootfs/bin && cp /bin/busybox /tmp/rootfs/bin/ && "
+        "ln -s busybox /tmp/rootfs/bin/sh && tar -C /tmp/rootfs -c . | docker import - dl/busybox"
+    )
+    out = host.check_output("docker run --rm --network none dl/busybox sh -c 'echo hello-pool'")
+    assert out.strip() == "hello-pool"
+    after = float(lvs(POOL, "data_percent")["data_percent"])
+    assert after > before  # the image and container were written into our pool
+    # docker's thin devices live in our pool
+    assert "docker-thinpool" in host.check_output("dmsetup ls --tree")
+
+
+def test_second_apply_changes_nothing(host, cfg, lvs):
+    uuid = lvs(POOL)["lv_uuid"]
+    r = host.run(f"direct-lvm apply {cfg('core')}")
+    assert r.rc == 0, r.stderr
+    assert "nothing changed" in r.stderr
+    assert not re.search(r"\+ (vgcreate|lvcreate|lvchange|pvcreate|wipefs|systemctl)", r.stderr)
+    assert lvs(POOL)["lv_uuid"] == uuid
+
+
+def test_plan_on_converged_system_says_nothing_to_do(host, cfg):
+    out = host.check_output(f"direct-lvm plan {cfg('core')}")
+    assert "nothing to do: docker/thinpool matches the config" in out
+    j = json.loads(host.check_output(f"direct-lvm plan --json {cfg('core')}"))
+    assert j["changes"] is False and j["steps"] == []
+
+
+def test_status_reports_the_pool(host):
+    pools = json.loads(host.check_output("direct-lvm status --json"))["pools"]
+    assert [(p["vg"], p["pool"]) for p in pools] == [("docker", "thinpool")]
+    p = pools[0]
+    assert p["monitor"] == "monitored" and p["profile"] == "docker-thinpool"
+    assert p["chunk_size"] == 512 * 1024
+    assert p["extensions_left"] >= 1
+    assert "room for" in host.check_output("direct-lvm status")
+
+
+def _sha(host, path):
+    return host.check_output(f"sha256sum {path}").split()[0]
+
+
+def test_ext4_disk_is_refused_and_untouched(host, cfg, facts):
+    dev = "/dev/disk/by-id/virtio-dl-ext4"
+    before = _sha(host, dev)
+    r = host.run(f"direct-lvm apply {cfg('ext4')}")
+    assert r.rc == 2, r.stderr
+    assert "holds data signatures (ext4)" in r.stderr
+    assert "wipe_signatures: true" in r.stderr  # the fix is named
+    assert _sha(host, dev) == before
+    assert host.run("vgs refused").rc != 0
+    host.check_output(f"mkdir -p /mnt/ext4 && mount -o ro {dev} /mnt/ext4")
+    try:
+        assert _sha(host, "/mnt/ext4/precious.txt") == facts["precious_sha256"]
+    finally:
+        host.run("umount /mnt/ext4")
+
+
+def test_root_disk_is_refused(host, cfg):
+    r = host.run(f"direct-lvm apply {cfg('rootdisk')}")
+    assert r.rc == 2 and "root filesystem" in r.stderr, r.stderr
+
+
+def test_missing_device_lists_what_was_seen(host, cfg):
+    r = host.run(f"direct-lvm apply {cfg('missing')}")
+    assert r.rc == 2, r.stderr
+    assert "not found after waiting 2 s" in r.stderr and "/dev/vdb" in r.stderr

@@ -1,0 +1,84 @@
+"""Parsers on real output captured in a guest (tests/unit/data/, refreshed by the guest
+job's out/ directory: fullreport.json and lsblk.json)."""
+
+import json
+from pathlib import Path
+
+from direct_lvm import core
+from direct_lvm.probe import parse_fullreport, parse_lsblk, parse_wipefs
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_fullreport_after_apply():
+    lvm = parse_fullreport((DATA / "fullreport-bookworm.json").read_text())
+    vg = lvm.vg("docker")
+    assert vg is not None and vg.owned and vg.extent_size == 4 << 20
+    pool = lvm.lv("docker", "thinpool")
+    assert pool is not None
+    assert pool.is_thin_pool and pool.active and pool.owned
+    assert pool.segtype == "thin-pool" and pool.chunk_size == 512 * 1024
+    assert pool.zero is False and pool.monitor == "monitored"
+    assert pool.profile == "docker-thinpool"
+    assert pool.metadata_size == 8 << 20 and pool.data_percent is not None
+    assert [p.name for p in lvm.pvs_of("docker")] == ["/dev/vdb"]
+    # hidden LVs (pmspare, tdata, tmeta) are reported but never mistaken for the pool
+    assert sum(lv.is_thin_pool for lv in lvm.lvs) == 1
+
+
+def test_status_from_real_report(monkeypatch):
+    lvm = parse_fullreport((DATA / "fullreport-bookworm.json").read_text())
+    monkeypatch.setattr(core, "_profile_percent", lambda name: 20)
+    (entry,) = core.status(lvm)
+    assert entry["dm_path"] == "/dev/mapper/docker-thinpool"
+    # 804 MiB free, pool 3272 MiB: one 20% step (656 MiB) fits, a second (788 MiB) does not
+    assert entry["extensions_left"] == 1
+
+
+def test_empty_fullreport():
+    assert parse_fullreport('{"report": []}').vgs == ()
+    assert parse_fullreport("").lvs == ()
+
+
+def test_lsblk_root_disk_mounts_and_holders():
+    devs = parse_lsblk((DATA / "lsblk-bookworm.json").read_text())
+    assert devs["/dev/vda"].is_root_disk and devs["/dev/vda"].mountpoints == ("/",)
+    vdb = devs["/dev/vdb"]
+    assert not vdb.is_root_disk and vdb.mountpoints == ()
+    assert vdb.holders  # the pool's LVs sit on it
+    assert vdb.serial == "dl-data1" and vdb.size == 4 << 30
+    assert devs["/dev/sda"].mountpoints == ("/job",)
+
+
+def test_lsblk_root_on_lvm_marks_the_whole_disk():
+    tree = {"blockdevices": [{
+        "name": "/dev/sda", "path": "/dev/sda", "type": "disk", "size": 10, "mountpoints": [None],
+        "children": [{"name": "/dev/sda3", "path": "/dev/sda3", "type": "part", "size": 9,
+                      "mountpoints": [None],
+                      "children": [{"name": "/dev/mapper/centos-root", "type": "lvm",
+                                    "path": "/dev/mapper/centos-root", "size": 8,
+                                    "mountpoints": ["/"]}]}],
+    }, {"name": "/dev/sdb", "path": "/dev/sdb", "type": "disk", "size": 10,
+        "mountpoints": [None]}]}  # fmt: skip
+    devs = parse_lsblk(json.dumps(tree))
+    assert devs["/dev/sda"].is_root_disk and devs["/dev/sda3"].is_root_disk
+    assert devs["/dev/sda"].mountpoints == ("/",)
+    assert not devs["/dev/sdb"].is_root_disk
+
+
+def test_wipefs():
+    assert parse_wipefs("") == ()
+    out = json.dumps(
+        {
+            "signatures": [
+                {
+                    "device": "vdc",
+                    "offset": "0x438",
+                    "type": "ext4",
+                    "uuid": "x",
+                    "label": "precious",
+                }
+            ]
+        }
+    )
+    assert parse_wipefs(out) == ("ext4",)
