@@ -22,22 +22,7 @@ direct_lvm:
   devices: [/dev/disk/by-id/virtio-demo-data]
 """
 
-JOB = r"""#!/bin/bash
-set -eu
-pip install -q --no-deps --no-index --break-system-packages /job/dist/*.whl
-show() { echo; echo "\$ $*"; "$@"; }
-show cat /job/config.yaml
-show direct-lvm plan /job/config.yaml
-show direct-lvm apply /job/config.yaml
-show direct-lvm status
-show lvs -o+seg_monitor,chunk_size,lv_profile docker
-show cat /etc/systemd/system/docker.service.d/direct-lvm.conf
-echo; echo '$ docker info (storage)'; docker info 2>/dev/null | sed -n '/Storage Driver/,/Library Version/p'
-mkdir -p /tmp/r/bin && cp /bin/busybox /tmp/r/bin/ && ln -sf busybox /tmp/r/bin/sh
-tar -C /tmp/r -c . | docker import - demo/busybox >/dev/null
-show docker run --rm --network none demo/busybox echo "hello from a container on the thin pool"
-show direct-lvm apply /job/config.yaml
-"""
+JOB = Path(__file__).resolve().parent / "guest-jobs" / "demo.sh"
 
 
 def main() -> int:
@@ -56,7 +41,7 @@ def main() -> int:
         check=True,
     )  # fmt: skip
     (job / "config.yaml").write_text(CONFIG)
-    (job / "job.sh").write_text(JOB)
+    shutil.copy(JOB, job / "job.sh")
     disk = blank_disk(work / "data.raw", "8G")
     print(f"booting a {args.dist} guest with a blank 8 GiB disk (TCG: about 2 minutes)...",
           file=sys.stderr)  # fmt: skip

@@ -19,7 +19,12 @@ log = logging.getLogger("direct_lvm")
 
 def _setup_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("direct-lvm: %(message)s"))
+    fmt = (
+        "direct-lvm: [%(relativeCreated)6.0f ms] %(message)s"
+        if verbose
+        else "direct-lvm: %(message)s"
+    )
+    handler.setFormatter(logging.Formatter(fmt))
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
     log.propagate = False
@@ -50,7 +55,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     s = spec.load_file(args.config)
-    p = core.make_plan(s, restart=not args.no_restart)
+    p, _ = core.make_plan(s, restart=not args.no_restart)
     if args.json:
         print(json.dumps({"config": spec.to_mapping(s), **p.to_json()}, indent=2))
     else:

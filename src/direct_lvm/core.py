@@ -20,7 +20,7 @@ from .plan import Action, Observed, Plan, Step, extension_room, plan
 from .probe import LvmState, probe_devices, probe_lvm, resolve, wait_for_devices
 from .render import render
 from .run import run
-from .runtime import DOCKER_DROPIN, ServiceState, probe_docker
+from .runtime import DOCKER_DROPIN, ServiceState, probe_docker, with_version
 from .spec import Runtime, Spec
 from .units import dm_name, format_size
 
@@ -102,10 +102,16 @@ def read_file(path: str) -> str | None:
         return None
 
 
-def observe(spec: Spec, *, wait: bool = True) -> tuple[Observed, dict[str, str]]:
-    """Probe what the plan needs: one lvm call; devices only when not yet ours."""
-    docker = probe_docker() if spec.runtime is Runtime.DOCKER_DEVICEMAPPER else None
-    check_runtime(spec, docker)
+def observe(
+    spec: Spec, *, restart: bool = True, wait: bool = True
+) -> tuple[Observed, dict[str, str]]:
+    """Probe what the plan needs: one lvm call; devices only when not yet ours; the
+    runtime's state only when apply may (re)start it."""
+    if spec.runtime is not Runtime.DOCKER_DEVICEMAPPER:
+        check_runtime(spec, None)
+    docker = probe_docker(service_state=restart)
+    if not docker.installed:
+        check_runtime(spec, docker)
     if wait:
         wait_for_devices(spec.devices, spec.wait_timeout)
     lvm = probe_lvm()
@@ -122,9 +128,14 @@ def observe(spec: Spec, *, wait: bool = True) -> tuple[Observed, dict[str, str]]
     return observed, files
 
 
-def make_plan(spec: Spec, *, restart: bool = True, wait: bool = True) -> Plan:
-    observed, files = observe(spec, wait=wait)
-    return plan(spec, observed, files, restart=restart)
+def make_plan(spec: Spec, *, restart: bool = True, wait: bool = True) -> tuple[Plan, Observed]:
+    """Plan, and when there is anything to do, pass the runtime's version gate first: a
+    refusal comes before any disk is touched. A converged boot skips the version probe."""
+    observed, files = observe(spec, restart=restart, wait=wait)
+    the_plan = plan(spec, observed, files, restart=restart)
+    if not the_plan.empty and observed.docker is not None:
+        check_runtime(spec, with_version(observed.docker))
+    return the_plan, observed
 
 
 def write_file(path: str, content: str, mode: int = 0o644) -> None:
@@ -170,9 +181,10 @@ class ApplyResult:
 
 def apply(spec: Spec, *, restart: bool = True, dry_run: bool = False) -> ApplyResult:
     start = time.monotonic()
-    the_plan = make_plan(spec, restart=restart)
+    the_plan, observed = make_plan(spec, restart=restart)
     if dry_run or the_plan.empty:
-        checks = verify(spec, probe_lvm(), docker_checked=False) if the_plan.empty else ()
+        # converged: what was just probed is what verify needs (one lvm call in all)
+        checks = verify(spec, observed.lvm, docker_checked=False) if the_plan.empty else ()
         return ApplyResult(the_plan, checks, time.monotonic() - start)
     execute(the_plan.steps)
     restarted = any(s.argv[:2] == ("systemctl", "restart") for s in the_plan.steps)

@@ -4,7 +4,7 @@ which arguments, and the ExecStart our drop-in must extend. Reads only; no chang
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .run import run
@@ -59,31 +59,42 @@ def find_unit(name: str) -> Path | None:
     return next((p for d in UNIT_DIRS if (p := Path(d) / name).is_file()), None)
 
 
-def probe_docker() -> ServiceState:
+def probe_docker(*, service_state: bool = True) -> ServiceState:
+    """The docker unit (a file read), and with service_state whether it runs and with which
+    arguments (one systemctl call). The version costs a dockerd start: see with_version."""
     unit = find_unit(DOCKER_UNIT)
     if unit is None:
         return ServiceState(DOCKER_UNIT, installed=False)
-    ver = run(["dockerd", "--version"], check=False)
-    show = parse_show(
-        run(
-            ["systemctl", "show", DOCKER_UNIT, "-p", "ActiveState", "-p", "MainPID"], check=False
-        ).stdout  # fmt: skip
-    )
-    active = show.get("ActiveState") == "active"
+    active: bool = False
     cmdline: tuple[str, ...] = ()
-    pid = show.get("MainPID", "0")
-    if active and pid.isdigit() and pid != "0":
-        try:
-            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-            cmdline = tuple(a.decode() for a in raw.split(b"\0") if a)
-        except OSError:
-            cmdline = ()
+    if service_state:
+        active, cmdline = _service_state(DOCKER_UNIT)
     return ServiceState(
         unit=DOCKER_UNIT,
-        installed=ver.returncode == 0,
-        version=parse_docker_version(ver.stdout) if ver.returncode == 0 else None,
-        version_text=ver.stdout.strip(),
+        installed=True,
         active=active,
         cmdline=cmdline,
         exec_start=unit_exec_start(unit.read_text()),
     )
+
+
+def with_version(state: ServiceState) -> ServiceState:
+    ver = run(["dockerd", "--version"], check=False)
+    if ver.returncode != 0:
+        return replace(state, installed=False, version_text=(ver.stderr or ver.stdout).strip())
+    return replace(state, version=parse_docker_version(ver.stdout), version_text=ver.stdout.strip())
+
+
+def _service_state(unit: str) -> tuple[bool, tuple[str, ...]]:
+    show = parse_show(
+        run(["systemctl", "show", unit, "-p", "ActiveState", "-p", "MainPID"], check=False).stdout
+    )
+    active = show.get("ActiveState") == "active"
+    pid = show.get("MainPID", "0")
+    if not (active and pid.isdigit() and pid != "0"):
+        return active, ()
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return active, ()
+    return active, tuple(a.decode() for a in raw.split(b"\0") if a)
