@@ -8,10 +8,12 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import __version__, core, spec
 from .errors import DirectLvmError
 from .plan import Plan
+from .runtime import RestartMode
 from .units import human
 
 log = logging.getLogger("direct_lvm")
@@ -45,6 +47,10 @@ def _print_plan(p: Plan, s: spec.Spec) -> None:
         print(step.shell().rstrip("\n"))
 
 
+def _restart(args: argparse.Namespace) -> RestartMode:
+    return RestartMode.NEVER if args.no_restart else RestartMode.NOW
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     s = spec.load_file(args.config)
     print(f"{args.config}: valid")
@@ -55,7 +61,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     s = spec.load_file(args.config)
-    p, _ = core.make_plan(s, restart=not args.no_restart)
+    p, _ = core.make_plan(s, restart=_restart(args))
     if args.json:
         print(json.dumps({"config": spec.to_mapping(s), **p.to_json()}, indent=2))
     else:
@@ -65,7 +71,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     s = spec.load_file(args.config)
-    result = core.apply(s, restart=not args.no_restart, dry_run=args.dry_run)
+    result = core.apply(s, restart=_restart(args), dry_run=args.dry_run)
     if args.dry_run:
         _print_plan(result.plan, s)
         return 0
@@ -97,6 +103,16 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"profile {p['profile'] or '-'}, {p['monitor'] or 'not monitored'}, "
             + ("autoextend off" if left is None else f"room for {left} autoextend step(s)")
         )
+        for kept in p["docker_backups"]:
+            print(f"  docker's earlier storage kept at {kept}")
+    return 0
+
+
+def cmd_image_setup(args: argparse.Namespace) -> int:
+    from .image import image_setup
+
+    for path in image_setup(Path(args.root)):
+        print(path)
     return 0
 
 
@@ -126,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--no-restart", action="store_true", help="do not (re)start the runtime")
     p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser(
+        "image-setup",
+        help="prepare an image at bake time: register the cloud-init module (no pool is made)",
+    )
+    p.add_argument("--root", default="/", help="the image's root directory (default /)")
+    p.set_defaults(func=cmd_image_setup)
 
     p = sub.add_parser("status", help="the thin pools direct-lvm manages")
     p.add_argument("--json", action="store_true")

@@ -15,13 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from . import OWNER_TAG
-from .errors import ConfigError, VerifyError
+from .errors import ConfigError, DirectLvmError, VerifyError
 from .plan import Action, Observed, Plan, Step, extension_room, plan
 from .probe import LvmState, probe_devices, probe_lvm, resolve, wait_for_devices
 from .render import render
 from .run import run
-from .runtime import DOCKER_DROPIN, ServiceState, probe_docker, with_version
+from .runtime import (
+    DAEMON_JSON,
+    DOCKER_DROPIN,
+    RestartMode,
+    ServiceState,
+    backups,
+    foreign_storage,
+    probe_docker,
+    with_version,
+)
 from .spec import Runtime, Spec
+from .spec import from_mapping as spec_from_mapping
 from .units import dm_name, format_size
 
 log = logging.getLogger("direct_lvm")
@@ -103,13 +113,14 @@ def read_file(path: str) -> str | None:
 
 
 def observe(
-    spec: Spec, *, restart: bool = True, wait: bool = True
+    spec: Spec, *, restart: RestartMode = RestartMode.NOW, wait: bool = True
 ) -> tuple[Observed, dict[str, str]]:
     """Probe what the plan needs: one lvm call; devices only when not yet ours; the
     runtime's state only when apply may (re)start it."""
     if spec.runtime is not Runtime.DOCKER_DEVICEMAPPER:
         check_runtime(spec, None)
-    docker = probe_docker(service_state=restart)
+    foreign = foreign_storage()
+    docker = probe_docker(service_state=restart is not RestartMode.NEVER or bool(foreign))
     if not docker.installed:
         check_runtime(spec, docker)
     if wait:
@@ -123,12 +134,20 @@ def observe(
     devices = probe_devices(new) if new else {}
     files = desired_files(spec, docker)
     observed = Observed(
-        lvm=lvm, devices=devices, files={p: read_file(p) for p in files}, docker=docker
+        lvm=lvm,
+        devices=devices,
+        files={p: read_file(p) for p in files},
+        docker=docker,
+        docker_foreign=foreign,
+        daemon_json=read_file(DAEMON_JSON),
+        timestamp=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
     )
     return observed, files
 
 
-def make_plan(spec: Spec, *, restart: bool = True, wait: bool = True) -> tuple[Plan, Observed]:
+def make_plan(
+    spec: Spec, *, restart: RestartMode = RestartMode.NOW, wait: bool = True
+) -> tuple[Plan, Observed]:
     """Plan, and when there is anything to do, pass the runtime's version gate first: a
     refusal comes before any disk is touched. A converged boot skips the version probe."""
     observed, files = observe(spec, restart=restart, wait=wait)
@@ -179,7 +198,9 @@ class ApplyResult:
     seconds: float
 
 
-def apply(spec: Spec, *, restart: bool = True, dry_run: bool = False) -> ApplyResult:
+def apply(
+    spec: Spec, *, restart: RestartMode = RestartMode.NOW, dry_run: bool = False
+) -> ApplyResult:
     start = time.monotonic()
     the_plan, observed = make_plan(spec, restart=restart)
     if dry_run or the_plan.empty:
@@ -189,6 +210,9 @@ def apply(spec: Spec, *, restart: bool = True, dry_run: bool = False) -> ApplyRe
     execute(the_plan.steps)
     restarted = any(s.argv[:2] == ("systemctl", "restart") for s in the_plan.steps)
     checks = verify(spec, probe_lvm(), docker_checked=restarted)
+    for step in the_plan.steps:
+        if step.argv[:1] == ("mv",):
+            log.info("docker's earlier storage was kept at %s", step.argv[-1])
     return ApplyResult(the_plan, checks, time.monotonic() - start)
 
 
@@ -260,7 +284,9 @@ def _profile_percent(name: str) -> int | None:
 
 
 def status(lvm: LvmState | None = None) -> list[dict[str, Any]]:
-    """One entry per thin pool in a VG direct-lvm owns."""
+    """One entry per thin pool in a VG direct-lvm owns, with the backups of docker's
+    earlier storage that a takeover kept."""
+    kept = backups()
     lvm = lvm or probe_lvm()
     out = []
     for vg in lvm.vgs:
@@ -288,6 +314,45 @@ def status(lvm: LvmState | None = None) -> list[dict[str, Any]]:
                     "autoextend_percent": percent,
                     "extensions_left": room,
                     "lv_uuid": lv.uuid,
+                    "docker_backups": kept,
                 }
             )
     return out
+
+
+# ------------------------------------------------------------------ boot (cloud-init)
+
+
+def block_runtime_for_this_boot() -> None:
+    """After a failure at boot: keep docker from starting on storage other than the pool
+    (masked in /run only, so the next boot tries again)."""
+    run(["systemctl", "mask", "--runtime", "docker.service", "docker.socket"],
+        changes=True, check=False)  # fmt: skip
+    log.error(
+        "direct-lvm: docker.service and docker.socket are masked for this boot so docker "
+        "does not start on other storage; after fixing the cause, run "
+        "`direct-lvm apply` with the same config, or reboot "
+        "(systemctl unmask --runtime docker.service docker.socket lifts the mask)"
+    )
+
+
+def boot(mapping: dict[str, Any]) -> ApplyResult:
+    """The cloud-init entry: converge on every boot without starting the runtime (it is
+    ordered after cloud-init and finds its drop-in in place). A converged boot changes
+    nothing and says so in one line. Failures raise, after block_runtime_for_this_boot."""
+    try:
+        the_spec = spec_from_mapping(mapping)
+        result = apply(the_spec, restart=RestartMode.BOOT)
+    except DirectLvmError:
+        block_runtime_for_this_boot()
+        raise
+    ref = f"{the_spec.vg}/{the_spec.pool}"
+    for note in result.plan.notes:
+        log.warning("direct-lvm: %s", note)
+    if result.plan.empty:
+        log.info("direct-lvm: %s matches the config; nothing changed (%.1f s)", ref,
+                 result.seconds)  # fmt: skip
+    else:
+        log.info("direct-lvm: %s: %d step(s) applied and verified in %.1f s", ref,
+                 len(result.plan.steps), result.seconds)  # fmt: skip
+    return result

@@ -12,7 +12,16 @@ from typing import Any
 from . import OWNER_TAG
 from .errors import ConfigError, RefusedError
 from .probe import LV, VG, BlockDevice, LvmState
-from .runtime import ServiceState
+from .runtime import (
+    BACKUP_PREFIX,
+    DAEMON_JSON,
+    DOCKER_DROPIN,
+    DOCKER_ROOT,
+    DOCKER_SOCKET,
+    RestartMode,
+    ServiceState,
+    daemon_json_conflicts,
+)
 from .spec import Runtime, Spec
 from .units import MIB, auto_metadata_size, format_size, human, round_up
 
@@ -77,6 +86,9 @@ class Observed:
     devices: Mapping[str, BlockDevice] = field(default_factory=dict)  # devices not yet ours
     files: Mapping[str, str | None] = field(default_factory=dict)  # managed path -> content
     docker: ServiceState | None = None
+    docker_foreign: tuple[str, ...] = ()  # other storage found in /var/lib/docker
+    daemon_json: str | None = None
+    timestamp: str = "00000000T000000"  # names a backup of /var/lib/docker
 
 
 @dataclass
@@ -222,7 +234,7 @@ def plan(
     observed: Observed,
     desired_files: Mapping[str, str],
     *,
-    restart: bool = True,
+    restart: RestartMode = RestartMode.NOW,
 ) -> Plan:
     """The steps that take the observed system to the spec. `desired_files` maps each
     managed path to its rendered content; the LVM profile is written before the pool is
@@ -373,11 +385,33 @@ def _plan_runtime(
     observed: Observed,
     desired_files: Mapping[str, str],
     *,
-    restart: bool,
+    restart: RestartMode,
 ) -> None:
     if spec.runtime is not Runtime.DOCKER_DEVICEMAPPER:
         return
-    from .runtime import DOCKER_DROPIN
+    docker = observed.docker
+    try:
+        conflicts = daemon_json_conflicts(observed.daemon_json)
+    except ValueError as e:
+        raise ConfigError(f"{DAEMON_JSON} is not valid JSON: {e}", f"fix {DAEMON_JSON}") from None
+    if conflicts:
+        raise ConfigError(
+            f"{DAEMON_JSON} sets {', '.join(conflicts)}, and direct-lvm sets the storage "
+            "options as dockerd flags in a drop-in; dockerd refuses to start with both",
+            f"remove {', '.join(conflicts)} from {DAEMON_JSON} (direct-lvm owns docker's "
+            "storage settings)",
+        )
+    stopped = False
+    if observed.docker_foreign:
+        if docker is not None and docker.active:
+            b.run("docker must stop before its old storage is moved aside",
+                  "systemctl", "stop", DOCKER_SOCKET, docker.unit)  # fmt: skip
+            stopped = True
+        b.run(
+            f"{DOCKER_ROOT} holds storage that is not on the pool "
+            f"({', '.join(observed.docker_foreign)}); kept as a backup, never deleted",
+            "mv", "--no-target-directory", DOCKER_ROOT, f"{BACKUP_PREFIX}{observed.timestamp}",
+        )  # fmt: skip
 
     changed = False
     for path, content in desired_files.items():
@@ -390,14 +424,20 @@ def _plan_runtime(
             changed = changed or path == DOCKER_DROPIN
     if changed:
         b.run("systemd must read the new drop-in", "systemctl", "daemon-reload")
-    docker = observed.docker
-    if not restart or docker is None:
+    if restart is RestartMode.NEVER or docker is None:
         return
     wanted = f"dm.thinpooldev={spec.pool_path}"
     on_pool = any(a.endswith(wanted) for a in docker.cmdline)
-    if changed or not docker.active or not on_pool:
+    if restart is RestartMode.BOOT:
+        # Never start docker from cloud-init (it is ordered after cloud-init: a blocking
+        # start deadlocks the boot); it starts by itself and finds its drop-in in place.
+        if docker.active and not stopped and (changed or not on_pool):
+            b.run("the running dockerd must pick up the pool (restarted after boot)",
+                  "systemctl", "try-restart", "--no-block", docker.unit)  # fmt: skip
+        return
+    if changed or stopped or not docker.active or not on_pool:
         why = (
-            "docker must start with the new storage options" if changed
+            "docker must start with the new storage options" if changed or stopped
             else "docker is not running" if not docker.active
             else f"the running dockerd lacks {wanted}"
         )  # fmt: skip

@@ -3,8 +3,10 @@ which arguments, and the ExecStart our drop-in must extend. Reads only; no chang
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 
 from .run import run
@@ -12,6 +14,50 @@ from .run import run
 UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 DOCKER_UNIT = "docker.service"
 DOCKER_DROPIN = "/etc/systemd/system/docker.service.d/direct-lvm.conf"
+DOCKER_SOCKET = "docker.socket"
+DOCKER_ROOT = "/var/lib/docker"
+DAEMON_JSON = "/etc/docker/daemon.json"
+BACKUP_PREFIX = "/var/lib/docker.direct-lvm-backup-"
+# Storage of other graph drivers; their presence means /var/lib/docker is not on our pool.
+FOREIGN_DRIVERS = ("overlay2", "overlay", "aufs", "btrfs", "zfs", "vfs", "fuse-overlayfs")
+# Keys of daemon.json that conflict with the drop-in's flags (dockerd refuses both at once).
+CONFLICTING_KEYS = ("storage-driver", "storage-opts")
+
+
+class RestartMode(StrEnum):
+    NOW = "now"  # CLI: restart the runtime and wait for it
+    BOOT = "boot"  # cloud-init: never start it; restart only if already running, no-block
+    NEVER = "never"  # --no-restart
+
+
+def foreign_storage(root: str = DOCKER_ROOT) -> tuple[str, ...]:
+    """What in /var/lib/docker belongs to storage other than a devicemapper thin pool:
+    another graph driver's directories, or loop-lvm's sparse data files."""
+    base = Path(root)
+    found = [f"{root}/{d}" for d in FOREIGN_DRIVERS if (base / d).is_dir()]
+    found += [f"{root}/image/{d}" for d in FOREIGN_DRIVERS if (base / "image" / d).is_dir()]
+    loop = base / "devicemapper" / "devicemapper"
+    found += [str(loop / f) for f in ("data", "metadata") if (loop / f).is_file()]
+    return tuple(found)
+
+
+def daemon_json_conflicts(text: str | None) -> tuple[str, ...]:
+    """Keys of /etc/docker/daemon.json that our flags would conflict with."""
+    if text is None or not text.strip():
+        return ()
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("daemon.json is not a JSON object")
+    return tuple(k for k in CONFLICTING_KEYS if k in data)
+
+
+def backups() -> list[str]:
+    parent = Path(BACKUP_PREFIX).parent
+    name = Path(BACKUP_PREFIX).name
+    try:
+        return sorted(str(p) for p in parent.iterdir() if p.name.startswith(name))
+    except OSError:
+        return []
 
 
 @dataclass(frozen=True)

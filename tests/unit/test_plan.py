@@ -4,7 +4,7 @@ from direct_lvm import OWNER_TAG, core, spec
 from direct_lvm.errors import ConfigError, RefusedError
 from direct_lvm.plan import Action, Observed, plan
 from direct_lvm.probe import LV, PV, VG, LvmState
-from direct_lvm.runtime import DOCKER_DROPIN, ServiceState
+from direct_lvm.runtime import DOCKER_DROPIN, RestartMode, ServiceState
 
 GIB = 1 << 30
 EXEC = "/usr/sbin/dockerd -H fd:// $DOCKER_OPTS"
@@ -88,7 +88,10 @@ def test_converged_pool_but_docker_running_elsewhere_restarts_only_docker():
     obs = Observed(converged_lvm(s), {}, dict(files), docker(True, ["dockerd"]))
     p = plan(s, obs, files)
     assert [st.argv for st in p.steps] == [("systemctl", "restart", "docker.service")]
-    assert plan(s, obs, files, restart=False).empty
+    assert plan(s, obs, files, restart=RestartMode.NEVER).empty
+    # at boot: a running dockerd is restarted without blocking the boot
+    (step,) = plan(s, obs, files, restart=RestartMode.BOOT).steps
+    assert step.argv == ("systemctl", "try-restart", "--no-block", "docker.service")
 
 
 @pytest.mark.parametrize(
@@ -246,3 +249,59 @@ def test_version_gate_refuses_docker_25_before_touching_disks():
     assert "docker-overlay2" in str(e.value)
     with pytest.raises(ConfigError, match="dockerd is not installed"):
         core.check_runtime(s, ServiceState("docker.service", False))
+
+
+def test_boot_mode_never_starts_docker(blank_disk):
+    s = mkspec()
+    p = plan(s, blank_observed(s, blank_disk), core_files(s), restart=RestartMode.BOOT)
+    assert not any(st.argv[:1] == ("systemctl",) and st.argv[1] != "daemon-reload"
+                   for st in p.steps)  # fmt: skip
+    assert p.steps[-1].argv == ("systemctl", "daemon-reload")
+
+
+def test_takeover_stops_docker_and_moves_old_storage_aside(blank_disk):
+    s = mkspec()
+    obs = Observed(
+        LvmState(), {"/dev/vdb": blank_disk()}, {}, docker(True, ["dockerd"]),
+        docker_foreign=("/var/lib/docker/overlay2",), timestamp="20261127T120000Z",
+    )  # fmt: skip
+    p = plan(s, obs, core_files(s))
+    argvs = [st.argv for st in p.steps if st.action is Action.RUN]
+    stop = ("systemctl", "stop", "docker.socket", "docker.service")
+    move = ("mv", "--no-target-directory", "/var/lib/docker",
+            "/var/lib/docker.direct-lvm-backup-20261127T120000Z")  # fmt: skip
+    assert argvs.index(stop) < argvs.index(move) < argvs.index(("systemctl", "restart",
+                                                                "docker.service"))  # fmt: skip
+    # the pool exists before docker is stopped: LVM work first
+    assert argvs.index(stop) > [a[0] for a in argvs].index("lvcreate")
+    assert not any(a[:1] == ("rm",) for a in argvs)
+
+
+def test_takeover_at_boot_with_docker_not_running_only_moves(blank_disk):
+    s = mkspec()
+    obs = Observed(LvmState(), {"/dev/vdb": blank_disk()}, {}, docker(),
+                   docker_foreign=("/var/lib/docker/devicemapper/devicemapper/data",))  # fmt: skip
+    p = plan(s, obs, core_files(s), restart=RestartMode.BOOT)
+    assert [st.argv[0] for st in p.steps if st.action is Action.RUN] == [
+        "vgcreate", "lvcreate", "mv", "systemctl"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [('{"storage-driver": "overlay2"}', "sets storage-driver"),
+     ('{"storage-opts": ["dm.basesize=20G"], "debug": true}', "sets storage-opts"),
+     ("{not json", "not valid JSON")],
+)  # fmt: skip
+def test_daemon_json_conflicts_are_refused(text, needle, blank_disk):
+    s = mkspec()
+    obs = Observed(LvmState(), {"/dev/vdb": blank_disk()}, {}, docker(), daemon_json=text)
+    with pytest.raises(ConfigError, match=needle) as e:
+        plan(s, obs, core_files(s))
+    assert "/etc/docker/daemon.json" in str(e.value) and "fix:" in str(e.value)
+
+
+def test_daemon_json_without_storage_keys_is_fine(blank_disk):
+    s = mkspec()
+    obs = Observed(LvmState(), {"/dev/vdb": blank_disk()}, {}, docker(),
+                   daemon_json='{"log-driver": "journald"}')  # fmt: skip
+    assert not plan(s, obs, core_files(s)).empty

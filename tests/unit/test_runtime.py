@@ -38,3 +38,20 @@ def test_parse_show():
         "ActiveState": "active",
         "MainPID": "42",
     }
+
+
+def test_foreign_storage(tmp_path):
+    from direct_lvm.runtime import foreign_storage
+
+    root = tmp_path / "docker"
+    assert foreign_storage(str(root)) == ()
+    (root / "devicemapper" / "metadata").mkdir(parents=True)
+    (root / "image" / "devicemapper").mkdir(parents=True)
+    assert foreign_storage(str(root)) == ()  # docker on a thin pool: ours
+    (root / "devicemapper" / "devicemapper").mkdir()
+    (root / "devicemapper" / "devicemapper" / "data").write_bytes(b"")
+    (root / "overlay2").mkdir()
+    assert foreign_storage(str(root)) == (
+        f"{root}/overlay2",
+        f"{root}/devicemapper/devicemapper/data",
+    )
