@@ -116,6 +116,18 @@ def cmd_image_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    from . import envs
+
+    if args.env:
+        env = envs.load_env(Path(args.envs_dir), args.env)
+    else:
+        env = envs.env_from_config(Path(args.config))
+    for path in envs.write_artifacts(envs.artifacts(env), Path(args.out)):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="direct-lvm",
@@ -149,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--root", default="/", help="the image's root directory (default /)")
     p.set_defaults(func=cmd_image_setup)
+
+    p = sub.add_parser(
+        "render", help="write every artifact of an environment (user-data, profile, drop-ins)"
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--env", help="an environment name: ENVS_DIR/NAME.yaml")
+    which.add_argument("--config", help=cfg_help)
+    p.add_argument("--envs-dir", default="environments", help="default: ./environments")
+    p.add_argument("--out", required=True, help="directory to write into")
+    p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("status", help="the thin pools direct-lvm manages")
     p.add_argument("--json", action="store_true")

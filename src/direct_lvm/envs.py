@@ -1,0 +1,80 @@
+"""Per-environment layouts: one folder of YAML files, each `description` + `direct_lvm`,
+validated by the same schema as any config, rendered into every artifact for review."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from . import core, spec
+from .errors import ConfigError
+from .image import ORDER_DROPIN
+from .render import render
+from .runtime import ServiceState
+
+# What a rendered drop-in assumes the vendor unit runs: Debian's docker.io. On a host,
+# apply derives it from the installed docker.service instead.
+DEBIAN_DOCKER_EXEC_START = "/usr/sbin/dockerd -H fd:// $DOCKER_OPTS"
+ENV_KEYS = ("description", "direct_lvm")
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    description: str
+    spec: spec.Spec
+
+
+def load_env(envs_dir: Path, name: str) -> Environment:
+    path = envs_dir / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in envs_dir.glob("*.yaml"))
+        raise ConfigError(
+            f"no environment {name!r} in {envs_dir}",
+            f"use one of: {', '.join(known) or '(none found)'}, or --envs-dir",
+        )
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}", "fix the YAML syntax") from None
+    if not isinstance(data, dict) or "direct_lvm" not in data:
+        raise ConfigError(f"{path}: expected a mapping with a direct_lvm key",
+                          "see environments/dev.yaml for the format")  # fmt: skip
+    unknown = sorted(set(data) - set(ENV_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}",
+                          f"an environment has only: {', '.join(ENV_KEYS)}")  # fmt: skip
+    return Environment(name, str(data.get("description", "")),
+                       spec.from_mapping(spec.extract_mapping(data, str(path))))  # fmt: skip
+
+
+def artifacts(
+    env: Environment, docker_exec_start: str = DEBIAN_DOCKER_EXEC_START
+) -> dict[str, str]:
+    """Relative path -> content of everything an instance of this environment gets."""
+    s = env.spec
+    user_data = render("user-data.yaml.j2", env=env.name, description=env.description,
+                       config=spec.to_mapping(s))  # fmt: skip
+    out = {"user-data.yaml": user_data}
+    docker = ServiceState("docker.service", True, exec_start=docker_exec_start)
+    for path, text in core.desired_files(s, docker).items():
+        out[path.lstrip("/")] = text
+    if s.runtime is spec.Runtime.DOCKER_DEVICEMAPPER:
+        out[ORDER_DROPIN] = render("docker-order.conf.j2")
+    return out
+
+
+def write_artifacts(files: dict[str, str], out: Path) -> list[Path]:
+    written = []
+    for rel, text in sorted(files.items()):
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+def env_from_config(path: Path) -> Environment:
+    return Environment(path.stem, f"from {path.name}", spec.load_file(path))
