@@ -1,0 +1,42 @@
+"""Second boot of the same disks: the module runs, changes nothing, docker stays put."""
+
+import json
+import re
+
+import pytest
+from cloudinit_helpers import (
+    FIRST_BOOT_STATE,
+    assert_docker_on_pool,
+    pool_report,
+    this_boot_log,
+    wait_for_cloud_init,
+    wait_for_docker,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def settled(host):
+    wait_for_cloud_init(host)
+    wait_for_docker(host)
+
+
+def test_module_ran_and_changed_nothing(host):
+    log = this_boot_log()
+    assert re.search(r"Running module direct_lvm .* with frequency always", log)
+    assert re.search(r"docker/thinpool matches the config; nothing changed", log), log[-3000:]
+    assert not re.search(r"\+ (pvcreate|vgcreate|lvcreate|lvchange|wipefs|mv|systemctl)", log)
+
+
+def test_same_pool_as_the_first_boot(host):
+    first = json.loads(FIRST_BOOT_STATE.read_text())
+    assert pool_report(host)["lv_uuid"] == first["lv_uuid"]
+
+
+def test_docker_still_on_the_pool(host):
+    assert_docker_on_pool(host)
+    assert host.check_output("docker images --format '{{.Repository}}'").split() == ["dl/busybox"]
+
+
+def test_cloud_init_status_is_clean(host):
+    out = host.check_output("cloud-init status --long")
+    assert re.search(r"^status: done$", out, re.M) and "error" not in out.lower(), out
