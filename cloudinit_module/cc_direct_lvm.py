@@ -1,6 +1,11 @@
 """cloud-init module direct_lvm: the LVM thin pool for the container runtime, made on
 the first boot and re-checked on every boot (init stage, before docker starts).
 
+The config comes from the `direct_lvm` cloud-config key, or from the file
+/etc/direct-lvm/config.yaml (which user-data can carry with write_files: cloud-init
+>= 23.4 rejects unknown top-level keys in its schema and reports such boots as
+degraded, and offers third-party modules no way to declare theirs).
+
 A thin adapter over direct_lvm.core.boot. Errors are not caught here: a failure makes
 cloud-init report an error, and docker is kept from starting on other storage."""
 
@@ -11,26 +16,31 @@ from typing import Any
 
 from cloudinit.settings import PER_ALWAYS
 
+# No `schema` attribute (cloud-init rejects modules that define one) and no
+# activate_by_schema_keys: the config may come from a file instead of the key.
 meta: dict[str, Any] = {
     "id": "cc_direct_lvm",
     "name": "direct-lvm",
     "title": "LVM thin pool (direct-lvm) for the container runtime",
-    "description": "Creates and re-checks the thin pool described by the direct_lvm key.",
+    "description": "Creates and re-checks the thin pool described by the direct_lvm config.",
     "distros": ["all"],
     "frequency": PER_ALWAYS,
     "examples": [],
-    "activate_by_schema_keys": ["direct_lvm"],
 }
 
 LOG = logging.getLogger(__name__)
 
 
-def handle(name: str, cfg: dict[str, Any], cloud: Any, *args: Any) -> None:
-    """cloud-init < 24 passes (name, cfg, cloud, log, args), later ones (name, cfg,
-    cloud, args): both fit this signature."""
-    if "direct_lvm" not in cfg:
-        LOG.debug("Skipping module named %s, no 'direct_lvm' key in configuration", name)
-        return
-    from direct_lvm.core import boot
+def handle(
+    name: str, cfg: dict[str, Any], cloud: Any, *_legacy: Any, args: Any = None, **_kw: Any
+) -> None:
+    """cloud-init 22.x calls handle(name, cfg, cloud, log, args) positionally; 24+ calls
+    handle(name=, cfg=, cloud=, args=) by keyword, and logs a deprecation (a degraded
+    boot) for a five-parameter handle. This signature takes both, silently."""
+    from direct_lvm.core import boot, boot_config
 
-    boot(cfg["direct_lvm"])
+    mapping = boot_config(cfg)
+    if mapping is None:
+        LOG.debug("Skipping module named %s, no direct_lvm configuration", name)
+        return
+    boot(mapping)

@@ -123,7 +123,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         env = envs.load_env(Path(args.envs_dir), args.env)
     else:
         env = envs.env_from_config(Path(args.config))
-    for path in envs.write_artifacts(envs.artifacts(env), Path(args.out)):
+    files = envs.artifacts(env, envs.Carrier(args.carrier))
+    for path in envs.write_artifacts(files, Path(args.out)):
         print(path)
     return 0
 
@@ -170,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--config", help=cfg_help)
     p.add_argument("--envs-dir", default="environments", help="default: ./environments")
     p.add_argument("--out", required=True, help="directory to write into")
+    p.add_argument(
+        "--carrier",
+        choices=["key", "file"],
+        default="key",
+        help="how user-data carries the config: the direct_lvm key (default), or a "
+        "write_files entry for /etc/direct-lvm/config.yaml (no schema warning on "
+        "cloud-init >= 23.4)",
+    )
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("status", help="the thin pools direct-lvm manages")

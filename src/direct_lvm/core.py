@@ -30,7 +30,7 @@ from .runtime import (
     probe_docker,
     with_version,
 )
-from .spec import Runtime, Spec
+from .spec import CONFIG_KEY, Runtime, Spec, parse_text
 from .spec import from_mapping as spec_from_mapping
 from .units import dm_name, format_size
 
@@ -334,6 +334,27 @@ def block_runtime_for_this_boot() -> None:
         "`direct-lvm apply` with the same config, or reboot "
         "(systemctl unmask --runtime docker.service docker.socket lifts the mask)"
     )
+
+
+BOOT_CONFIG_FILE = "/etc/direct-lvm/config.yaml"
+
+
+def boot_config(cloud_config: dict[str, Any], path: str = BOOT_CONFIG_FILE) -> Any:
+    """The direct_lvm mapping for this boot: the cloud-config key, else the file (a
+    cloud-config or the bare mapping), else None (nothing configured)."""
+    if CONFIG_KEY in cloud_config:
+        if Path(path).exists():
+            log.info("direct-lvm: using the direct_lvm key of the cloud-config; %s is ignored",
+                     path)  # fmt: skip
+        return cloud_config[CONFIG_KEY]
+    text = read_file(path)
+    if text is None:
+        return None
+    try:
+        return parse_text(text, path)
+    except DirectLvmError:
+        block_runtime_for_this_boot()
+        raise
 
 
 def boot(mapping: dict[str, Any]) -> ApplyResult:

@@ -4,6 +4,7 @@ validated by the same schema as any config, rendered into every artifact for rev
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import yaml
@@ -50,14 +51,31 @@ def load_env(envs_dir: Path, name: str) -> Environment:
                        spec.from_mapping(spec.extract_mapping(data, str(path))))  # fmt: skip
 
 
+class Carrier(StrEnum):
+    KEY = "key"  # the direct_lvm cloud-config key
+    FILE = "file"  # write_files of /etc/direct-lvm/config.yaml (clean on cloud-init >= 23.4)
+
+
+def user_data(env: Environment, carrier: Carrier = Carrier.KEY) -> str:
+    config = spec.to_mapping(env.spec)
+    if carrier is Carrier.KEY:
+        return render("user-data.yaml.j2", env=env.name, description=env.description,
+                      config=config)  # fmt: skip
+    content = "# direct-lvm config, written by cloud-init's write_files\n" + yaml.safe_dump(
+        {spec.CONFIG_KEY: config}, sort_keys=False
+    )
+    return render("user-data-file.yaml.j2", env=env.name, description=env.description,
+                  path=core.BOOT_CONFIG_FILE, content=content)  # fmt: skip
+
+
 def artifacts(
-    env: Environment, docker_exec_start: str = DEBIAN_DOCKER_EXEC_START
+    env: Environment,
+    carrier: Carrier = Carrier.KEY,
+    docker_exec_start: str = DEBIAN_DOCKER_EXEC_START,
 ) -> dict[str, str]:
     """Relative path -> content of everything an instance of this environment gets."""
     s = env.spec
-    user_data = render("user-data.yaml.j2", env=env.name, description=env.description,
-                       config=spec.to_mapping(s))  # fmt: skip
-    out = {"user-data.yaml": user_data}
+    out = {"user-data.yaml": user_data(env, carrier)}
     docker = ServiceState("docker.service", True, exec_start=docker_exec_start)
     for path, text in core.desired_files(s, docker).items():
         out[path.lstrip("/")] = text

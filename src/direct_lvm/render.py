@@ -77,6 +77,15 @@ def yaml_value(value: object) -> str:
     )
 
 
+def yaml_block(value: str, indent: int) -> str:
+    """A string as a YAML literal block scalar ('|'), for a value nested `indent` spaces
+    deep; PyYAML chooses the quoting it needs when a literal cannot hold the text."""
+    dumped = yaml.safe_dump(value, default_style="|", width=10**9)
+    first, _, rest = dumped.partition("\n")
+    pad = " " * indent
+    return first + "".join(f"\n{pad}{line}" if line else "\n" for line in rest.split("\n"))
+
+
 def comment(value: object) -> str:
     """Text safe inside a '#' comment line of any of our targets."""
     return re.sub(r"[\r\n\0]", " ", str(value))
@@ -99,6 +108,7 @@ def environment() -> jinja2.Environment:
         lvm_int=lvm_int,
         lvm_str=lvm_str,
         yaml=yaml_value,
+        yaml_block=yaml_block,
         comment=comment,
     )
     return env

@@ -1,7 +1,8 @@
 """Issue: first boot through real cloud-init. A bookworm image baked with our wheel and
 `direct-lvm image-setup` (docker enabled, as on any stock install) boots with user-data
 from `direct-lvm render` on a NoCloud seed: first boot, second boot of the same disks,
-and a first boot of an image in which docker had already run during the bake."""
+and a first boot of an image in which docker had already run during the bake (that one
+gets its config through write_files instead of the direct_lvm key)."""
 
 from __future__ import annotations
 
@@ -38,12 +39,16 @@ cloud-init clean --logs
 
 
 def render_all(out: Path) -> Path:
+    """Every shipped environment, with each carrier: <env>/ (the direct_lvm key) and
+    <env>-file/ (write_files of /etc/direct-lvm/config.yaml)."""
     for env in sorted(p.stem for p in (ROOT / "environments").glob("*.yaml")):
-        subprocess.run(
-            [sys.executable, "-m", "direct_lvm", "render", "--env", env,
-             "--envs-dir", str(ROOT / "environments"), "--out", str(out / env)],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        for carrier, suffix in (("key", ""), ("file", "-file")):
+            subprocess.run(
+                [sys.executable, "-m", "direct_lvm", "render", "--env", env, "--carrier",
+                 carrier, "--envs-dir", str(ROOT / "environments"), "--out",
+                 str(out / f"{env}{suffix}")],
+                check=True, capture_output=True,
+            )  # fmt: skip
     return out
 
 
@@ -96,7 +101,9 @@ def takeover_boot(guest_image, wheel, baked, tmp_path_factory):
                       root_overlay=root)  # fmt: skip
     assert used.result.ok, f"docker during bake failed: {used.result.console_tail(60)}"
     rendered = render_all(work / "rendered")
-    seed = nocloud_seed(work / "seed.img", (rendered / "ci-guest/user-data.yaml").read_text(),
+    # this instance gets its config through write_files (the carrier for cloud-init >= 23.4)
+    seed = nocloud_seed(work / "seed.img",
+                        (rendered / "ci-guest-file/user-data.yaml").read_text(),
                         "iid-direct-lvm-takeover")  # fmt: skip
     data = blank_disk(work / "data1.raw", "4G")
     return run_suites(

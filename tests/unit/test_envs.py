@@ -58,3 +58,21 @@ def test_unknown_env_lists_the_known_ones(tmp_path):
     with pytest.raises(ConfigError, match="no environment 'qa'") as e:
         envs.load_env(ENVS, "qa")
     assert "dev" in str(e.value)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_file_carrier_round_trips(name):
+    env = envs.load_env(ENVS, name)
+    doc = yaml.safe_load(envs.user_data(env, envs.Carrier.FILE))
+    assert set(doc) == {"write_files"}
+    (entry,) = doc["write_files"]
+    assert entry["path"] == "/etc/direct-lvm/config.yaml"
+    assert spec.from_mapping(spec.parse_text(entry["content"])) == env.spec
+
+
+@pytest.mark.parametrize("text", ["a\nb\n", "  leading\n", "x: 'q'\n#c\n", "no newline", "t\tab\n"])
+def test_yaml_block_round_trips(text):
+    from direct_lvm.render import yaml_block
+
+    doc = f"outer:\n  - inner: {yaml_block(text, 4)}\n"
+    assert yaml.safe_load(doc) == {"outer": [{"inner": text}]}
