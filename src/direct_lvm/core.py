@@ -126,9 +126,10 @@ def observe(
     if wait:
         wait_for_devices(spec.devices, spec.wait_timeout)
     lvm = probe_lvm()
+    resolved = {path: resolve(path) for path in spec.devices}
     new = []
     for path in spec.devices:
-        pv = lvm.pv(resolve(path))
+        pv = lvm.pv(resolved[path])
         if pv is None or pv.vg != spec.vg:
             new.append(path)
     devices = probe_devices(new) if new else {}
@@ -141,6 +142,7 @@ def observe(
         docker_foreign=foreign,
         daemon_json=read_file(DAEMON_JSON),
         timestamp=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+        resolved=resolved,
     )
     return observed, files
 

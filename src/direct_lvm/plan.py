@@ -89,6 +89,7 @@ class Observed:
     docker_foreign: tuple[str, ...] = ()  # other storage found in /var/lib/docker
     daemon_json: str | None = None
     timestamp: str = "00000000T000000"  # names a backup of /var/lib/docker
+    resolved: Mapping[str, str] = field(default_factory=dict)  # config path -> kernel node
 
 
 @dataclass
@@ -272,10 +273,10 @@ def plan(
                 "adding devices to an existing pool is not supported yet",
                 f"remove {', '.join(new)} from devices",
             )
-        listed = {observed.devices[d].real if d in observed.devices else d for d in spec.devices}
+        listed = {observed.resolved.get(d, d) for d in spec.devices}
         extra = [p.name for p in lvm.pvs_of(spec.vg) if p.name not in listed]
-        if extra:
-            b.notes.append(
+        if extra:  # not a fault: reported, never acted on
+            b.facts.append(
                 f"volume group {spec.vg!r} also has {', '.join(extra)}, which devices does "
                 "not list; left as it is"
             )

@@ -19,10 +19,12 @@ from .harness import ROOT, in_guest_tests, nocloud_seed, run_suites
 
 pytestmark = pytest.mark.guest
 
-# The harness image is a debootstrap minbase without the locales package, so cloud-init's
-# locale module fails there; a stock cloud image has it. Not something direct-lvm touches.
+# The harness image is a debootstrap minbase with no locale generated, so cloud-init's
+# locale module fails there (a stock cloud image has en_US.UTF-8). Generate it, as the
+# distribution's own images do; `locale: false` would be a schema warning of its own.
 BAKE = """
-printf 'locale: false\\n' > /etc/cloud/cloud.cfg.d/01_minbase-no-locales.cfg
+echo 'en_US.UTF-8 UTF-8' >> /etc/locale.gen
+locale-gen
 direct-lvm image-setup
 systemctl enable docker.service docker.socket containerd.service
 cloud-init clean --logs

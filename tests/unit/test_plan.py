@@ -305,3 +305,24 @@ def test_daemon_json_without_storage_keys_is_fine(blank_disk):
     obs = Observed(LvmState(), {"/dev/vdb": blank_disk()}, {}, docker(),
                    daemon_json='{"log-driver": "journald"}')  # fmt: skip
     assert not plan(s, obs, core_files(s)).empty
+
+
+def test_converged_by_id_config_is_quiet_about_its_own_pv():
+    """A config naming its disk by /dev/disk/by-id sees the PV as /dev/vdb: same disk."""
+    s = spec.from_mapping({"devices": ["/dev/disk/by-id/virtio-dl-data1"]})
+    files = core_files(s)
+    obs = Observed(converged_lvm(s), {}, dict(files),
+                   docker(True, [f"--storage-opt=dm.thinpooldev={s.pool_path}"]),
+                   resolved={"/dev/disk/by-id/virtio-dl-data1": "/dev/vdb"})  # fmt: skip
+    p = plan(s, obs, files)
+    assert p.empty and p.notes == () and p.facts == ()
+
+
+def test_pv_not_in_config_is_a_fact_not_a_warning():
+    s = mkspec(devices=["/dev/vdc"])
+    files = core_files(s)
+    obs = Observed(converged_lvm(s), {}, dict(files),
+                   docker(True, [f"--storage-opt=dm.thinpooldev={s.pool_path}"]),
+                   resolved={"/dev/vdc": "/dev/vdc"})  # fmt: skip
+    p = plan(s, obs, files)
+    assert p.notes == () and "also has /dev/vdb" in p.facts[0]
