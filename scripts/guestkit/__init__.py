@@ -1,0 +1,1 @@
+"""guestkit: build a Debian qemu guest image and run test jobs inside it."""
