@@ -28,3 +28,12 @@ def lvs(host):
         return json.loads(out)["report"][0]["lv"][0]
 
     return report
+
+
+@pytest.fixture(scope="module")
+def cloud_init_settled(host):
+    """cloud-init has finished every stage and dockerd answers (polled, not slept)."""
+    from cloudinit_helpers import wait_for_cloud_init, wait_for_docker
+
+    wait_for_cloud_init(host)
+    wait_for_docker(host)

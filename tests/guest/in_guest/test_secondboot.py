@@ -9,15 +9,9 @@ from cloudinit_helpers import (
     assert_docker_on_pool,
     pool_report,
     this_boot_log,
-    wait_for_cloud_init,
-    wait_for_docker,
 )
 
-
-@pytest.fixture(scope="module", autouse=True)
-def settled(host):
-    wait_for_cloud_init(host)
-    wait_for_docker(host)
+pytestmark = pytest.mark.usefixtures("cloud_init_settled")
 
 
 def test_module_ran_and_changed_nothing(host):

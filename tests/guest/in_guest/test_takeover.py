@@ -4,13 +4,9 @@ with an image in it): the old storage is moved aside, never deleted, docker uses
 import json
 
 import pytest
-from cloudinit_helpers import assert_docker_on_pool, wait_for_cloud_init, wait_for_docker
+from cloudinit_helpers import assert_docker_on_pool
 
-
-@pytest.fixture(scope="module", autouse=True)
-def settled(host):
-    wait_for_cloud_init(host)
-    wait_for_docker(host)
+pytestmark = pytest.mark.usefixtures("cloud_init_settled")
 
 
 def test_docker_on_the_pool(host):
