@@ -31,7 +31,7 @@ def lvm_calls(log: Path) -> int:
              "pvs ")  # fmt: skip
     return sum(
         1 for line in log.read_text().splitlines()
-        if line.startswith("direct-lvm: + ") and line[14:].startswith(tools)
+        if "] + " in line and line.split("] + ", 1)[1].startswith(tools)
     )  # fmt: skip
 
 

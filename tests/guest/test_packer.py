@@ -115,6 +115,22 @@ def test_var_args_render_lists_as_hcl():
     assert args == ["-var", "environment=dev", "-var", 'packages=["lvm2", "docker.io"]']
 
 
+def bake_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(ROOT / "scripts" / "bake"), *args], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+def test_bake_command_names_the_known_environments():
+    r = bake_cli("--env", "nope")
+    assert r.returncode == 2, r.stderr
+    assert "no environment 'nope'" in r.stderr and "ci-guest" in r.stderr, r.stderr
+
+
+def test_bake_command_refuses_to_overwrite_an_artifact(tmp_path):
+    r = bake_cli("--env", ENV, "--out", str(tmp_path))
+    assert r.returncode == 1 and "--force" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("env", sorted(p.stem for p in (ROOT / "environments").glob("*.yaml")))
 def test_every_environment_maps_to_packages_and_units(env):
     packages, units = runtime_needs(load_env(ROOT / "environments", env))
@@ -222,6 +238,51 @@ def test_bake_and_boot_times(baked, settled, tmp_path_factory):
     out.write_text(json.dumps(report, indent=2) + "\n")
     pool = settled["guest: pool created (s after kernel start, 1 s resolution)"]
     assert pool <= settled["guest: docker.service active (s after kernel start)"] + 1
+
+
+class Ext4Image:
+    """Read files of the artifact's root file system without booting or mounting it
+    (the default base has a bare ext4 root: no partition table)."""
+
+    def __init__(self, qcow2: Path, raw: Path) -> None:
+        subprocess.run(["qemu-img", "convert", "-O", "raw", str(qcow2), str(raw)], check=True)
+        self.raw = raw
+
+    def _debugfs(self, request: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["debugfs", "-R", request, str(self.raw)], capture_output=True,
+                              text=True, check=True)  # fmt: skip
+
+    def ls(self, path: str) -> list[str]:
+        """Names in directory path ([] when it does not exist)."""
+        out = self._debugfs(f"ls -p {path}").stdout
+        names = [ln.split("/")[5] for ln in out.splitlines() if ln.count("/") >= 6]
+        return [n for n in names if n not in (".", "..")]
+
+    def exists(self, path: str) -> bool:
+        return "not found" not in self._debugfs(f"stat {path}").stderr
+
+    def read(self, path: str) -> str:
+        return self._debugfs(f"cat {path}").stdout
+
+
+@pytest.mark.guest
+def test_artifact_has_no_pool_no_runtime_storage_no_bake_state(baked, tmp_path):
+    root = Ext4Image(baked.disk, tmp_path / "root.raw")
+    assert root.ls("/var/lib/docker") == [], "docker initialized storage during the bake"
+    assert not root.exists("/etc/lvm/profile/docker-thinpool.profile")
+    assert not root.exists("/etc/systemd/system/docker.service.d/direct-lvm.conf")
+    # image-setup's files, and the runtime enabled (not started: see above)
+    assert root.exists("/etc/cloud/cloud.cfg.d/90_direct_lvm.cfg")
+    assert root.exists("/etc/systemd/system/docker.service.d/10-direct-lvm-order.conf")
+    assert root.exists("/etc/systemd/system/multi-user.target.wants/docker.service")
+    assert root.exists("/etc/systemd/system/sockets.target.wants/docker.socket")
+    # nothing of the bake's instance or login
+    assert root.ls("/var/lib/cloud/instances") == [] and not root.exists("/var/lib/cloud/data")
+    assert not root.exists("/var/log/cloud-init.log")
+    assert root.read("/etc/machine-id") == ""
+    assert [n for n in root.ls("/etc/ssh") if n.startswith("ssh_host_")] == []
+    assert not root.exists("/root/.ssh/authorized_keys")
+    assert [n for n in root.ls("/tmp") if n.endswith(".whl")] == []
 
 
 @pytest.mark.guest

@@ -55,3 +55,15 @@ def test_foreign_storage(tmp_path):
         f"{root}/overlay2",
         f"{root}/devicemapper/devicemapper/data",
     )
+
+
+def test_docker_version_from_dpkg():
+    from direct_lvm.runtime import parse_dpkg_versions
+
+    out = "20.10.24+dfsg1-1+b3 installed\n"
+    assert parse_dpkg_versions(out) == "20.10.24+dfsg1-1+b3"
+    assert parse_docker_version(f"version {parse_dpkg_versions(out)}") == (20, 10)
+    # docker-ce carries an epoch; a removed package keeps a 'config-files' line
+    ce = "26.1.0-1 config-files\n5:24.0.7-1~debian.12~bookworm installed\n"
+    assert parse_docker_version(f"version {parse_dpkg_versions(ce)}") == (24, 0)
+    assert parse_dpkg_versions("") is None
