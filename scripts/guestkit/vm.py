@@ -23,8 +23,8 @@ from types import TracebackType
 from typing import IO
 
 from ._proc import log, run, tail
-from .model import GuestImage
 from .jobdisk import copy_out, make_job_disk
+from .model import GuestImage
 
 QEMU = "qemu-system-x86_64"
 HOTPLUG_PORTS = ("hotplug0", "hotplug1", "hotplug2", "hotplug3")
