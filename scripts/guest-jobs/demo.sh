@@ -11,5 +11,5 @@ show cat /etc/systemd/system/docker.service.d/direct-lvm.conf
 echo; echo '$ docker info (storage)'; docker info 2>/dev/null | sed -n '/Storage Driver/,/Library Version/p'
 mkdir -p /tmp/r/bin && cp /bin/busybox /tmp/r/bin/ && ln -sf busybox /tmp/r/bin/sh
 tar -C /tmp/r -c . | docker import - demo/busybox >/dev/null
-show docker run --rm --network none demo/busybox echo "hello from a container on the thin pool"
+show docker run --rm --network none demo/busybox sh -c "echo hello from a container on the thin pool"
 show direct-lvm apply /job/config.yaml
