@@ -9,17 +9,14 @@ Cached under .cache/bake/base-<dist>/, keyed by guestkit's image stamp and the j
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from guestkit._proc import log, phase, run
+from guestkit._proc import file_lock, log, phase, run
 from guestkit.image import build_image
 from guestkit.model import GuestImage
 from guestkit.vm import run_job
@@ -49,7 +46,7 @@ def build_base(dist: str = "bookworm", cache: Path = DEFAULT_CACHE) -> BaseImage
     stamp = _stamp(image.stamp)
     final = cache.resolve() / f"base-{dist}"
     final.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(final.parent / f".base-{dist}.lock"):
+    with file_lock(final.parent / f".base-{dist}.lock"):
         if _read_stamp(final) != stamp:
             with phase(f"derive the {dist} base image"):
                 _derive(image, final, stamp)
@@ -77,15 +74,6 @@ def _read_stamp(directory: Path) -> str | None:
     except (FileNotFoundError, KeyError, ValueError):
         return None
 
-
-@contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    with path.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _derive(image: GuestImage, final: Path, stamp: str) -> None:

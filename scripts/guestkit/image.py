@@ -8,18 +8,15 @@ hashes every input; a matching stamp means the cached image is reused.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from ._proc import log, phase, run
+from ._proc import file_lock, log, phase, run
 from .kernel import KernelExtractError, extract_vmlinux
 from .model import GuestImage
 from .vm import run_job
@@ -76,7 +73,7 @@ def build_image(dist: str = "bookworm", cache: Path = DEFAULT_CACHE, *,
     cache.mkdir(parents=True, exist_ok=True)
     stamp = input_stamp(dist, root_size)
     final = cache / dist
-    with _lock(cache / f".{dist}.lock"):
+    with file_lock(cache / f".{dist}.lock"):
         if not force and _read_stamp(final) == stamp:
             log(f"reusing cached {dist} image in {final}")
             return _load(final)
@@ -100,15 +97,6 @@ def input_stamp(dist: str, root_size: str) -> str:
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
-
-@contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    with path.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _read_stamp(image_dir: Path) -> str | None:
