@@ -3,13 +3,15 @@ re-probe -> verify, and status. Commands go through run.py, files through render
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import re
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,9 +202,33 @@ class ApplyResult:
     seconds: float
 
 
+LOCK_PATH = "/run/lock/direct-lvm.lock"
+
+
+@contextmanager
+def exclusive(path: str = LOCK_PATH) -> Iterator[None]:
+    """One apply at a time: cloud-init's boot run and a person's apply may overlap, and
+    each must plan from what the other left, not from what was there before."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another direct-lvm run to finish (lock %s)", path)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 def apply(
     spec: Spec, *, restart: RestartMode = RestartMode.NOW, dry_run: bool = False
 ) -> ApplyResult:
+    if dry_run:
+        return _apply(spec, restart=restart, dry_run=True)
+    with exclusive():
+        return _apply(spec, restart=restart, dry_run=False)
+
+
+def _apply(spec: Spec, *, restart: RestartMode, dry_run: bool) -> ApplyResult:
     start = time.monotonic()
     the_plan, observed = make_plan(spec, restart=restart)
     if dry_run or the_plan.empty:

@@ -40,3 +40,18 @@ def test_boot_with_bad_config_blocks_docker_and_raises(monkeypatch):
     with pytest.raises(ConfigError, match="data_percent"):
         core.boot({"devices": ["/dev/vdb"], "data_percent": 150})
     assert blocked == [True]
+
+
+def test_applies_wait_for_each_other(tmp_path, caplog):
+    import threading
+
+    lock = str(tmp_path / "run" / "direct-lvm.lock")
+    entered = threading.Event()
+    with core.exclusive(lock):  # a first run holds the lock
+        t = threading.Thread(target=lambda: core.exclusive(lock).__enter__() or entered.set())
+        with caplog.at_level("INFO", logger="direct_lvm"):
+            t.start()
+            assert not entered.wait(0.3)  # the second run waits...
+            assert "waiting for another direct-lvm run" in caplog.text
+    t.join(5)
+    assert entered.is_set()  # ...and goes on once the first is done
