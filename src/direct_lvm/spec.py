@@ -16,7 +16,14 @@ import jsonschema
 import yaml
 
 from .errors import ConfigError
-from .units import chunk_size_problem, dm_name, format_size, parse_size
+from .units import (
+    MAX_METADATA,
+    MIN_METADATA,
+    chunk_size_problem,
+    dm_name,
+    format_size,
+    parse_size,
+)
 
 CONFIG_KEY = "direct_lvm"
 
@@ -190,12 +197,12 @@ def from_mapping(data: dict[str, Any]) -> Spec:
             "use a multiple of 64K between 64K and 1G, e.g. 512K (the default)",
         )
     meta = None if d["metadata_size"] == "auto" else parse_size(d["metadata_size"])
-    if meta is not None and meta < 2 * 1024 * 1024:
+    if meta is not None and meta < MIN_METADATA:
         raise ConfigError(
             f"{CONFIG_KEY}.metadata_size: {d['metadata_size']!r} is below LVM's minimum of 2M",
             "use 'auto' or a size of at least 2M",
         )
-    if meta is not None and meta > 255 * ((1 << 14) - 64) * 4096:
+    if meta is not None and meta > MAX_METADATA:
         raise ConfigError(
             f"{CONFIG_KEY}.metadata_size: {d['metadata_size']!r} is above LVM's maximum of 15.8G",
             "use 'auto' or a size of at most 15G",
