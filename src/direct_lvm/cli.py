@@ -86,11 +86,16 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+# `status --check`: a pool is filling up and nothing can extend it (for monitoring).
+EXIT_POOL_ALERT = 3
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     pools = core.status()
+    alert = EXIT_POOL_ALERT if args.check and any(p["warnings"] for p in pools) else 0
     if args.json:
         print(json.dumps({"pools": pools}, indent=2))
-        return 0
+        return alert
     if not pools:
         print("no thin pool managed by direct-lvm on this host")
         return 0
@@ -101,11 +106,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"data {p['data_percent']}%, metadata {p['metadata_percent']}% of "
             f"{human(p['metadata_size'])}, chunk {human(p['chunk_size'])}, "
             f"profile {p['profile'] or '-'}, {p['monitor'] or 'not monitored'}, "
+            f"when full: {p['when_full'] or '-'}, "
             + ("autoextend off" if left is None else f"room for {left} autoextend step(s)")
         )
         for kept in p["docker_backups"]:
             print(f"  docker's earlier storage kept at {kept}")
-    return 0
+        for warning in p["warnings"]:
+            log.warning("warning: %s", warning)
+    return alert
 
 
 def cmd_image_setup(args: argparse.Namespace) -> int:
@@ -133,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="direct-lvm",
         description="LVM thin pools for container runtimes, set up from a cloud-config.",
-        epilog="Exit codes: 0 ok, 2 bad configuration (nothing changed), 1 failure.",
+        epilog="Exit codes: 0 ok, 2 bad configuration (nothing changed), 1 failure; "
+        "status --check: 3 when a pool is filling up with no room left to extend.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every command run")
@@ -181,8 +190,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser("status", help="the thin pools direct-lvm manages")
+    p = sub.add_parser(
+        "status",
+        help="the thin pools direct-lvm manages",
+        epilog="A pool whose data%% or metadata%% is at or above its autoextend threshold "
+        "(80%% when autoextend is off) while the volume group has no room for one more "
+        "autoextend step gets a warning. With --check that exits 3 (for monitoring); "
+        "0 otherwise, 1 on failure.",
+    )
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 3 when a pool is past its threshold with no room left to extend",
+    )
     p.set_defaults(func=cmd_status)
     return parser
 

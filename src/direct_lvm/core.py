@@ -34,7 +34,7 @@ from .runtime import (
 )
 from .spec import CONFIG_KEY, Runtime, Spec, parse_text
 from .spec import from_mapping as spec_from_mapping
-from .units import dm_name, format_size
+from .units import dm_name, format_size, human
 
 log = logging.getLogger("direct_lvm")
 
@@ -270,6 +270,7 @@ def verify(spec: Spec, lvm: LvmState, *, docker_checked: bool) -> tuple[str, ...
         ("metadata profile", pool.profile, spec.profile_name),
         ("VG tag", OWNER_TAG in vg.tags, True),
         ("pool tag", OWNER_TAG in pool.tags, True),
+        ("when full", pool.when_full, "error" if spec.error_when_full else "queue"),
     ]
     for what, got, want in expect:
         if got != want:
@@ -302,18 +303,51 @@ def _verify_docker(spec: Spec) -> list[str]:
 # ------------------------------------------------------------------ status
 
 
-def _profile_percent(name: str) -> int | None:
+def _profile_policy(name: str) -> tuple[int, int] | None:
+    """(threshold, percent) of the autoextend profile `name`; None when autoextend is off
+    (no profile, or threshold 100)."""
     text = read_file(f"{PROFILE_DIR}/{name}.profile") if name else None
     m = re.search(r"thin_pool_autoextend_percent\s*=\s*(\d+)", text or "")
     t = re.search(r"thin_pool_autoextend_threshold\s*=\s*(\d+)", text or "")
-    if not m or (t and int(t.group(1)) >= 100):
+    if not m or not t or int(t.group(1)) >= 100:
         return None
-    return int(m.group(1))
+    return int(t.group(1)), int(m.group(1))
+
+
+# With autoextend off nothing grows the pool: warn from this usage on (the schema's
+# default autoextend threshold).
+UNMANAGED_WARN_PERCENT = 80
+
+
+def pool_warnings(entry: dict[str, Any]) -> list[str]:
+    """The pool is past its threshold and nothing can extend it: data% or metadata% at or
+    above the autoextend threshold (80 when autoextend is off) while the VG has no room
+    for one more autoextend step (or autoextend is off)."""
+    threshold = entry["autoextend_threshold"] or UNMANAGED_WARN_PERCENT
+    if entry["extensions_left"]:
+        return []
+    out = []
+    for what, key in (("data", "data_percent"), ("metadata", "metadata_percent")):
+        used = entry[key]
+        if used is not None and used >= threshold:
+            why = (
+                "autoextend is off"
+                if entry["autoextend_percent"] is None
+                else f"the volume group has {human(entry['vg_free'])} free, not enough for "
+                f"one {entry['autoextend_percent']}% autoextend step"
+            )
+            out.append(
+                f"{entry['vg']}/{entry['pool']} {what} is {used:g}% full (threshold "
+                f"{threshold}%) and {why}: add a device to devices or grow one, then run "
+                "direct-lvm apply; or free space in the pool"
+            )
+    return out
 
 
 def status(lvm: LvmState | None = None) -> list[dict[str, Any]]:
     """One entry per thin pool in a VG direct-lvm owns, with the backups of docker's
-    earlier storage that a takeover kept."""
+    earlier storage that a takeover kept, and warnings when it is filling up with no
+    room left to extend."""
     kept = backups()
     lvm = lvm or probe_lvm()
     out = []
@@ -323,28 +357,31 @@ def status(lvm: LvmState | None = None) -> list[dict[str, Any]]:
         for lv in lvm.lvs:
             if lv.vg != vg.name or not lv.is_thin_pool:
                 continue
-            percent = _profile_percent(lv.profile)
+            policy = _profile_policy(lv.profile)
+            percent = policy[1] if policy else None
             room = extension_room(vg.free, lv.size, vg.extent_size, percent) if percent else None
-            out.append(
-                {
-                    "vg": vg.name,
-                    "pool": lv.name,
-                    "dm_path": f"/dev/mapper/{dm_name(vg.name, lv.name)}",
-                    "size": lv.size,
-                    "metadata_size": lv.metadata_size,
-                    "data_percent": lv.data_percent,
-                    "metadata_percent": lv.metadata_percent,
-                    "chunk_size": lv.chunk_size,
-                    "zero": lv.zero,
-                    "profile": lv.profile,
-                    "monitor": lv.monitor,
-                    "vg_free": vg.free,
-                    "autoextend_percent": percent,
-                    "extensions_left": room,
-                    "lv_uuid": lv.uuid,
-                    "docker_backups": kept,
-                }
-            )
+            entry: dict[str, Any] = {
+                "vg": vg.name,
+                "pool": lv.name,
+                "dm_path": f"/dev/mapper/{dm_name(vg.name, lv.name)}",
+                "size": lv.size,
+                "metadata_size": lv.metadata_size,
+                "data_percent": lv.data_percent,
+                "metadata_percent": lv.metadata_percent,
+                "chunk_size": lv.chunk_size,
+                "zero": lv.zero,
+                "when_full": lv.when_full,
+                "profile": lv.profile,
+                "monitor": lv.monitor,
+                "vg_free": vg.free,
+                "autoextend_threshold": policy[0] if policy else None,
+                "autoextend_percent": percent,
+                "extensions_left": room,
+                "lv_uuid": lv.uuid,
+                "docker_backups": kept,
+            }
+            entry["warnings"] = pool_warnings(entry)
+            out.append(entry)
     return out
 
 

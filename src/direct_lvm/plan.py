@@ -11,6 +11,7 @@ from typing import Any
 
 from . import OWNER_TAG
 from .errors import ConfigError, RefusedError
+from .growth import grow_pool, grow_vg
 from .probe import LV, VG, BlockDevice, LvmState
 from .runtime import (
     BACKUP_PREFIX,
@@ -266,13 +267,6 @@ def plan(
             + ("signatures will be wiped (wipe_signatures: true)" if dev in wipe else "blank")
         )  # fmt: skip
     if vg is not None:
-        new = [d for d in spec.devices if d in observed.devices]
-        if new:
-            raise ConfigError(
-                f"volume group {spec.vg!r} already exists and {', '.join(new)} is not in it; "
-                "adding devices to an existing pool is not supported yet",
-                f"remove {', '.join(new)} from devices",
-            )
         listed = {observed.resolved.get(d, d) for d in spec.devices}
         extra = [p.name for p in lvm.pvs_of(spec.vg) if p.name not in listed]
         if extra:  # not a fault: reported, never acted on
@@ -307,13 +301,16 @@ def plan(
             *(observed.devices[d].real for d in spec.devices),
         )  # fmt: skip
         _create_pool(b, spec, sizing)
-    elif pool is None:
-        sizing = size_pool(spec, vg.extent_size, vg.extent_count)
-        sizing = _fit_existing(spec, vg, sizing)
-        b.notes.extend(_check_sizing(spec, sizing, f"volume group {spec.vg}"))
-        _create_pool(b, spec, sizing)
     else:
-        _converge_pool(b, spec, vg, pool)
+        vg = grow_vg(b, spec, vg, lvm, list(observed.devices.values()))
+        if pool is None:
+            sizing = size_pool(spec, vg.extent_size, vg.extent_count)
+            sizing = _fit_existing(spec, vg, sizing)
+            b.notes.extend(_check_sizing(spec, sizing, f"volume group {spec.vg}"))
+            _create_pool(b, spec, sizing)
+        else:
+            _converge_pool(b, spec, vg, pool)
+            grow_pool(b, spec, vg, pool, lvm)
 
     _plan_runtime(b, spec, observed, desired_files, restart=restart)
     return Plan(tuple(b.steps), tuple(b.notes), tuple(b.facts))
@@ -346,6 +343,7 @@ def _create_pool(b: _Builder, spec: Spec, s: Sizing) -> None:
         "--chunksize", f"{spec.chunk_size // 1024}k",
         "--zero", "y" if spec.zero else "n",
         "--metadataprofile", spec.profile_name,
+        "--errorwhenfull", "y" if spec.error_when_full else "n",
         "--addtag", OWNER_TAG,
         spec.vg,
     )  # fmt: skip
@@ -375,6 +373,12 @@ def _converge_pool(b: _Builder, spec: Spec, vg: VG, pool: LV) -> None:
         b.run(
             f"{ref} has metadata profile {pool.profile or '(none)'!r}",
             "lvchange", "--metadataprofile", spec.profile_name, ref,
+        )  # fmt: skip
+    if (pool.when_full == "error") != spec.error_when_full:
+        b.run(
+            f"{ref} {'fails' if pool.when_full == 'error' else 'queues'} writes when full "
+            f"(error_when_full is {str(spec.error_when_full).lower()})",
+            "lvchange", "--errorwhenfull", "y" if spec.error_when_full else "n", ref,
         )  # fmt: skip
     if pool.monitor != "monitored" or not pool.active:
         b.run(f"{ref} is {pool.monitor or 'not monitored'}", "lvchange", "--monitor", "y", ref)

@@ -18,7 +18,7 @@ from .run import run
 
 log = logging.getLogger("direct_lvm")
 
-PV_FIELDS = "pv_name,pv_uuid,vg_name,dev_size,pv_size"
+PV_FIELDS = "pv_name,pv_uuid,vg_name,dev_size,pv_size,pe_start"
 VG_FIELDS = "vg_name,vg_uuid,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,vg_tags"
 LV_FIELDS = (
     "lv_name,vg_name,lv_uuid,lv_attr,lv_size,lv_metadata_size,data_percent,"
@@ -46,7 +46,8 @@ class PV:
     uuid: str
     vg: str
     dev_size: int
-    size: int
+    size: int  # pv_size: the usable extents (pe_count * extent size) once in a VG
+    pe_start: int = 1 << 20  # where the first extent starts (lvm2's default 1 MiB)
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,8 @@ def parse_fullreport(text: str) -> LvmState:
         segs = {s["lv_uuid"]: s for s in rep.get("seg", []) if s.get("lv_uuid")}
         for p in rep.get("pv", []):
             pvs.append(PV(p["pv_name"], p["pv_uuid"], p.get("vg_name", ""),
-                          _int(p["dev_size"]), _int(p["pv_size"])))  # fmt: skip
+                          _int(p["dev_size"]), _int(p["pv_size"]),
+                          _int(p.get("pe_start", "")) or 1 << 20))  # fmt: skip
         for v in rep.get("vg", []):
             vgs.append(
                 VG(

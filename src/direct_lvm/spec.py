@@ -57,6 +57,7 @@ class Spec:
     autoextend: Autoextend
     wipe_signatures: bool
     wait_timeout: float
+    error_when_full: bool = False  # lvm's --errorwhenfull: fail writes at once, not queue
 
     @property
     def profile_name(self) -> str:
@@ -227,6 +228,7 @@ def from_mapping(data: dict[str, Any]) -> Spec:
         autoextend=Autoextend(threshold=ae["threshold"], percent=ae["percent"]),
         wipe_signatures=d["wipe_signatures"],
         wait_timeout=float(d["wait_timeout"]),
+        error_when_full=d["error_when_full"],
     )
 
 
@@ -244,4 +246,5 @@ def to_mapping(spec: Spec) -> dict[str, Any]:
         "autoextend": {"threshold": spec.autoextend.threshold, "percent": spec.autoextend.percent},
         "wipe_signatures": spec.wipe_signatures,
         "wait_timeout": spec.wait_timeout,
+        "error_when_full": spec.error_when_full,
     }

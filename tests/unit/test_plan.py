@@ -7,6 +7,7 @@ from direct_lvm.probe import LV, PV, VG, LvmState
 from direct_lvm.runtime import DOCKER_DROPIN, RestartMode, ServiceState
 
 GIB = 1 << 30
+EXT = 4 << 20  # lvm2's default extent
 EXEC = "/usr/sbin/dockerd -H fd:// $DOCKER_OPTS"
 
 
@@ -30,9 +31,9 @@ def blank_observed(s, blank_disk, size=4 * GIB, **devkw):
 def converged_lvm(s, *, monitor="monitored", profile=None, zero=False, chunk=None, tags=True):
     tag = frozenset({OWNER_TAG}) if tags else frozenset()
     return LvmState(
-        pvs=(PV("/dev/vdb", "pv-uuid", s.vg, 4 * GIB, 4 * GIB - 4 << 20),),
-        vgs=(VG(s.vg, "vg-uuid", 4 * GIB - (4 << 20), GIB, 4 << 20, 1023, 250, tag),),
-        lvs=(LV(s.vg, s.pool, "lv-uuid", "twi-a-tz--", 3 * GIB, 8 << 20, 0.0, 10.0,
+        pvs=(PV("/dev/vdb", "pv-uuid", s.vg, 4 * GIB, 4 * GIB - (4 << 20)),),
+        vgs=(VG(s.vg, "vg-uuid", 4 * GIB - (4 << 20), 201 * EXT, EXT, 1023, 201, tag),),
+        lvs=(LV(s.vg, s.pool, "lv-uuid", "twi-a-tz--", 818 * EXT, 8 << 20, 0.0, 10.0,
                 s.profile_name if profile is None else profile, frozenset({OWNER_TAG}), "queue",
                 "thin-pool", chunk or s.chunk_size, zero, monitor),),
     )  # fmt: skip
