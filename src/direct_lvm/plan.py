@@ -343,10 +343,14 @@ def _create_pool(b: _Builder, spec: Spec, s: Sizing) -> None:
         "--chunksize", f"{spec.chunk_size // 1024}k",
         "--zero", "y" if spec.zero else "n",
         "--metadataprofile", spec.profile_name,
-        "--errorwhenfull", "y" if spec.error_when_full else "n",
         "--addtag", OWNER_TAG,
         spec.vg,
     )  # fmt: skip
+    if spec.error_when_full:  # lvcreate --type thin-pool does not take --errorwhenfull
+        b.run(
+            f"error_when_full: {spec.vg}/{spec.pool} must fail writes when full, not queue",
+            "lvchange", "--errorwhenfull", "y", f"{spec.vg}/{spec.pool}",
+        )  # fmt: skip
 
 
 def _converge_pool(b: _Builder, spec: Spec, vg: VG, pool: LV) -> None:
@@ -429,6 +433,9 @@ def _plan_runtime(
             changed = changed or path == DOCKER_DROPIN
     if changed:
         b.run("systemd must read the new drop-in", "systemctl", "daemon-reload")
+    elif docker is not None and docker.need_reload:
+        b.run(f"systemd has not read {docker.unit}'s changed files (NeedDaemonReload)",
+              "systemctl", "daemon-reload")  # fmt: skip
     if restart is RestartMode.NEVER or docker is None:
         return
     wanted = f"dm.thinpooldev={spec.pool_path}"

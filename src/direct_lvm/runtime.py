@@ -70,6 +70,9 @@ class ServiceState:
     active: bool = False
     cmdline: tuple[str, ...] = ()
     exec_start: str | None = None  # the unit's own ExecStart, in systemd syntax
+    # systemd has not read the unit's files since they changed (a run stopped between
+    # writing the drop-in and daemon-reload): a restart would use the old definition
+    need_reload: bool = False
 
 
 def parse_docker_version(text: str) -> tuple[int, int] | None:
@@ -112,16 +115,17 @@ def probe_docker(*, service_state: bool = True) -> ServiceState:
     unit = find_unit(DOCKER_UNIT)
     if unit is None:
         return ServiceState(DOCKER_UNIT, installed=False)
-    active: bool = False
+    active, need_reload = False, False
     cmdline: tuple[str, ...] = ()
     if service_state:
-        active, cmdline = _service_state(DOCKER_UNIT)
+        active, cmdline, need_reload = _service_state(DOCKER_UNIT)
     return ServiceState(
         unit=DOCKER_UNIT,
         installed=True,
         active=active,
         cmdline=cmdline,
         exec_start=unit_exec_start(unit.read_text()),
+        need_reload=need_reload,
     )
 
 
@@ -157,16 +161,17 @@ def with_version(state: ServiceState) -> ServiceState:
     return replace(state, version=parse_docker_version(ver.stdout), version_text=ver.stdout.strip())
 
 
-def _service_state(unit: str) -> tuple[bool, tuple[str, ...]]:
-    show = parse_show(
-        run(["systemctl", "show", unit, "-p", "ActiveState", "-p", "MainPID"], check=False).stdout
-    )
+def _service_state(unit: str) -> tuple[bool, tuple[str, ...], bool]:
+    props = ("ActiveState", "MainPID", "NeedDaemonReload")
+    argv = ["systemctl", "show", unit, *(a for p in props for a in ("-p", p))]
+    show = parse_show(run(argv, check=False).stdout)
     active = show.get("ActiveState") == "active"
+    need_reload = show.get("NeedDaemonReload") == "yes"
     pid = show.get("MainPID", "0")
     if not (active and pid.isdigit() and pid != "0"):
-        return active, ()
+        return active, (), need_reload
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return active, ()
-    return active, tuple(a.decode() for a in raw.split(b"\0") if a)
+        return active, (), need_reload
+    return active, tuple(a.decode() for a in raw.split(b"\0") if a), need_reload

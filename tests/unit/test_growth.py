@@ -144,9 +144,12 @@ def test_error_when_full_on_create_and_converged_in_place(blank_disk):
     s = mkspec(error_when_full=True)
     from test_plan import blank_observed
 
-    create = next(st for st in plan(s, blank_observed(s, blank_disk), core_files(s)).steps
-                  if st.argv[:1] == ("lvcreate",))  # fmt: skip
-    assert create.argv[create.argv.index("--errorwhenfull") + 1] == "y"
+    steps = argvs(plan(s, blank_observed(s, blank_disk), core_files(s)))
+    at = next(i for i, a in enumerate(steps) if a[:1] == ("lvcreate",))
+    assert "--errorwhenfull" not in steps[at]  # lvcreate refuses it for thin pools
+    assert steps[at + 1] == ("lvchange", "--errorwhenfull", "y", "docker/thinpool")
+    default = argvs(plan(mkspec(), blank_observed(s, blank_disk), core_files(s)))
+    assert not any(a[:1] == ("lvchange",) for a in default)
     p = plan(s, *observe(s, grown(s)))  # the pool queues (LVM's default)
     assert argvs(p) == [("lvchange", "--errorwhenfull", "y", "docker/thinpool")]
     back = plan(mkspec(), *observe(mkspec(), grown(s)))
@@ -203,3 +206,16 @@ def test_status_check_exit_code(monkeypatch, capsys):
 
 def test_pv_pe_start_defaults_when_not_reported():
     assert PV("/dev/vdb", "u", "docker", 1, 1).pe_start == 1 << 20
+
+
+def test_drop_in_written_but_not_reloaded_gets_the_reload_before_the_restart():
+    """A run stopped between writing the drop-in and daemon-reload: the drop-in already
+    matches, but systemd would restart docker from the old definition."""
+    s = mkspec()
+    files = core_files(s)
+    stale = dataclasses.replace(docker(), need_reload=True)
+    obs = Observed(grown(s), {}, dict(files), stale, resolved={"/dev/vdb": "/dev/vdb"})
+    assert argvs(plan(s, obs, files)) == [
+        ("systemctl", "daemon-reload"),
+        ("systemctl", "restart", "docker.service"),
+    ]
