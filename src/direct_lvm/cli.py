@@ -109,6 +109,17 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"when full: {p['when_full'] or '-'}, "
             + ("autoextend off" if left is None else f"room for {left} autoextend step(s)")
         )
+        for pv in p.get("pvs", []):
+            print(
+                f"  PV {pv['device']}: {human(pv['size'])}, serial {pv['serial'] or '-'}"
+                + (f", wwn {pv['wwn']}" if pv["wwn"] else "")
+                + (f", {pv['by_id'][0]}" if pv["by_id"] else "")
+                + (
+                    f"; chosen by devices entry {pv['entry']}: {pv['reason']}"
+                    if pv["entry"]
+                    else ""
+                )
+            )
         for kept in p["docker_backups"]:
             print(f"  docker's earlier storage kept at {kept}")
         for warning in p["warnings"]:

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from . import OWNER_TAG
+from .discover import find_devices
 from .errors import ConfigError, DirectLvmError, VerifyError
-from .plan import Action, Observed, Plan, Step, extension_room, plan
-from .probe import LvmState, probe_devices, probe_lvm, resolve, wait_for_devices
+from .plan import DEVICE_RECORD, Action, Observed, Plan, Step, device_record, extension_room, plan
+from .probe import Block, LvmState, probe_block, probe_lvm
 from .render import render
 from .run import run
 from .runtime import (
@@ -125,26 +126,19 @@ def observe(
     docker = probe_docker(service_state=restart is not RestartMode.NEVER or bool(foreign))
     if not docker.installed:
         check_runtime(spec, docker)
-    if wait:
-        wait_for_devices(spec.devices, spec.wait_timeout)
-    lvm = probe_lvm()
-    resolved = {path: resolve(path) for path in spec.devices}
-    new = []
-    for path in spec.devices:
-        pv = lvm.pv(resolved[path])
-        if pv is None or pv.vg != spec.vg:
-            new.append(path)
-    devices = probe_devices(new) if new else {}
+    found = find_devices(spec, wait=wait)
     files = desired_files(spec, docker)
     observed = Observed(
-        lvm=lvm,
-        devices=devices,
+        lvm=found.lvm,
+        devices=found.new,
         files={p: read_file(p) for p in files},
         docker=docker,
         docker_foreign=foreign,
         daemon_json=read_file(DAEMON_JSON),
         timestamp=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
-        resolved=resolved,
+        resolved=found.resolved,
+        choices=found.choices,
+        device_record=read_file(DEVICE_RECORD),
     )
     return observed, files
 
@@ -344,12 +338,37 @@ def pool_warnings(entry: dict[str, Any]) -> list[str]:
     return out
 
 
-def status(lvm: LvmState | None = None) -> list[dict[str, Any]]:
-    """One entry per thin pool in a VG direct-lvm owns, with the backups of docker's
-    earlier storage that a takeover kept, and warnings when it is filling up with no
-    room left to extend."""
+def pv_identity(lvm: LvmState, vg: str, block: Block) -> list[dict[str, Any]]:
+    """Each PV of vg: size, serial, WWN, by-id links, and which devices entry chose it
+    and why (from the record apply keeps)."""
+    tree, links = block
+    record = device_record(read_file(DEVICE_RECORD))
+    out = []
+    for pv in lvm.pvs_of(vg):
+        dev = tree.get(pv.name)
+        rec = record.get(pv.name, {})
+        out.append(
+            {
+                "device": pv.name,
+                "size": pv.dev_size,
+                "serial": dev.serial if dev else rec.get("serial", ""),
+                "wwn": dev.wwn if dev else rec.get("wwn", ""),
+                "by_id": list(links.get(pv.name, ())),
+                "entry": rec.get("entry"),
+                "reason": rec.get("reason"),
+            }
+        )
+    return out
+
+
+def status(lvm: LvmState | None = None, block: Block | None = None) -> list[dict[str, Any]]:
+    """One entry per thin pool in a VG direct-lvm owns, with its PVs' identity and the
+    backups of docker's earlier storage that a takeover kept, and warnings when it is
+    filling up with no room left to extend."""
     kept = backups()
-    lvm = lvm or probe_lvm()
+    if lvm is None:
+        lvm = probe_lvm()
+        block = block or probe_block()
     out = []
     for vg in lvm.vgs:
         if not vg.owned:
@@ -382,6 +401,8 @@ def status(lvm: LvmState | None = None) -> list[dict[str, Any]]:
             }
             entry["warnings"] = pool_warnings(entry)
             out.append(entry)
+    for entry in out:
+        entry["pvs"] = pv_identity(lvm, str(entry["vg"]), block or ({}, {}))
     return out
 
 

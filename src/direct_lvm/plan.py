@@ -3,6 +3,7 @@ the system already matches the config. Every step carries its argv (or file) and
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from . import OWNER_TAG
+from .devices import Choice
 from .errors import ConfigError, RefusedError
 from .growth import grow_pool, grow_vg
 from .probe import LV, VG, BlockDevice, LvmState
@@ -90,7 +92,9 @@ class Observed:
     docker_foreign: tuple[str, ...] = ()  # other storage found in /var/lib/docker
     daemon_json: str | None = None
     timestamp: str = "00000000T000000"  # names a backup of /var/lib/docker
-    resolved: Mapping[str, str] = field(default_factory=dict)  # config path -> kernel node
+    resolved: Mapping[str, str] = field(default_factory=dict)  # config entry -> kernel node
+    choices: tuple[Choice, ...] = ()  # which device each entry chose, and why
+    device_record: str | None = None  # DEVICE_RECORD's content
 
 
 @dataclass
@@ -157,6 +161,35 @@ def check_device(spec: Spec, dev: BlockDevice, lvm: LvmState) -> bool:
             )
         return True
     return False
+
+
+DEVICE_RECORD = "/var/lib/direct-lvm/devices.json"
+
+
+def device_record(text: str | None) -> dict[str, Any]:
+    """The record of which config entry chose each PV, and why (status shows it)."""
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _record_choices(b: _Builder, spec: Spec, observed: Observed) -> None:
+    """Note which entry chose each device and why (for status): written when a chosen
+    device is not in the record yet, so a converged system plans nothing."""
+    record = device_record(observed.device_record)
+    new = dict(record)
+    for c in observed.choices:
+        if new.get(c.real, {}).get("entry") == c.label and new[c.real].get("vg") == spec.vg:
+            continue
+        new[c.real] = {
+            "vg": spec.vg, "entry": c.label, "reason": c.reason,
+            "serial": c.serial, "wwn": c.wwn, "size": c.size,
+        }  # fmt: skip
+    if new != record:
+        b.write("record which device each devices entry chose, and why",
+                DEVICE_RECORD, json.dumps(new, indent=2, sort_keys=True) + "\n")  # fmt: skip
 
 
 def estimate_vg(devices: Mapping[str, BlockDevice]) -> tuple[int, int]:
@@ -255,16 +288,21 @@ def plan(
         )
 
     wipe: list[BlockDevice] = []
+    why = {c.label: c for c in observed.choices if not c.label.startswith("/")}
     for path in spec.devices:
         dev = observed.devices.get(path)
-        if dev is None:
-            continue  # already a PV of our VG
+        if dev is None:  # already a PV of our VG
+            if path in why:
+                b.facts.append(f"device {path} -> {why[path].real}: {why[path].reason}")
+            continue
         if check_device(spec, dev, lvm):
             wipe.append(dev)
         b.facts.append(
             f"device {path}" + (f" -> {dev.real}" if dev.real != path else "")
-            + f": {human(dev.size)} {dev.type}, "
+            + f": {human(dev.size)} {dev.type}"
+            + (f", serial {dev.serial}" if dev.serial else "") + ", "
             + ("signatures will be wiped (wipe_signatures: true)" if dev in wipe else "blank")
+            + (f"; chosen as {why[path].reason}" if path in why else "")
         )  # fmt: skip
     if vg is not None:
         listed = {observed.resolved.get(d, d) for d in spec.devices}
@@ -313,6 +351,7 @@ def plan(
             grow_pool(b, spec, vg, pool, lvm)
 
     _plan_runtime(b, spec, observed, desired_files, restart=restart)
+    _record_choices(b, spec, observed)
     return Plan(tuple(b.steps), tuple(b.notes), tuple(b.facts))
 
 

@@ -7,13 +7,11 @@ import json
 import logging
 import os
 import stat
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import OWNER_TAG
-from .errors import RefusedError
 from .run import run
 
 log = logging.getLogger("direct_lvm")
@@ -253,54 +251,52 @@ def is_block_device(path: str) -> bool:
         return False
 
 
-def visible_block_devices() -> list[str]:
+BY_ID_DIR = "/dev/disk/by-id"
+
+
+def by_id_links(directory: str = BY_ID_DIR) -> dict[str, tuple[str, ...]]:
+    """Kernel path -> the /dev/disk/by-id links that point at it, sorted."""
+    out: dict[str, list[str]] = {}
     try:
-        return sorted(f"/dev/{n}" for n in os.listdir("/sys/class/block"))
+        names = sorted(os.listdir(directory))
     except OSError:
-        return []
+        return {}
+    for name in names:
+        link = f"{directory}/{name}"
+        out.setdefault(resolve(link), []).append(link)
+    return {k: tuple(v) for k, v in out.items()}
 
 
-def wait_for_devices(paths: Iterable[str], timeout: float, *, poll: float = 0.5) -> None:
-    """Wait until every path is a block device: udev settle once, then poll, with a
-    progress line every 5 s. On timeout, say which are missing and what was seen."""
-    missing = [p for p in paths if not is_block_device(p)]
-    if not missing:
-        return
-    if timeout > 0:
-        run(["udevadm", "settle", f"--timeout={int(min(timeout, 30))}"], check=False)
-        start = last = time.monotonic()
-        while True:
-            missing = [p for p in missing if not is_block_device(p)]
-            now = time.monotonic()
-            if not missing or now - start >= timeout:
-                break
-            if now - last >= 5:
-                log.info("waiting for %s (%.0f s of %.0f s)", ", ".join(missing), now - start,
-                         timeout)  # fmt: skip
-                last = now
-            time.sleep(poll)
-    if missing:
-        raise RefusedError(
-            f"device(s) not found after waiting {timeout:.0f} s: {', '.join(missing)}; "
-            f"block devices present: {', '.join(visible_block_devices()) or 'none'}",
-            "check the device path (ls -l /dev/disk/by-id/), that the volume is attached, "
-            "or raise wait_timeout",
-        )
+Block = tuple[dict[str, BlockDevice], dict[str, tuple[str, ...]]]  # lsblk tree, by-id links
 
 
-def probe_devices(paths: Iterable[str]) -> dict[str, BlockDevice]:
-    """BlockDevice for each config path (resolved through links), with wipefs signatures."""
-    paths = list(paths)
-    tree = parse_lsblk(run(["lsblk", "--json", "--bytes", "--paths", "-o", LSBLK_COLUMNS]).stdout)
-    out: dict[str, BlockDevice] = {}
-    for p in paths:
-        real = resolve(p)
-        dev = tree.get(real)
-        if dev is None:
-            raise RefusedError(
-                f"{p!r} resolves to {real!r}, which lsblk does not list as a block device",
-                "name a whole disk or partition (see lsblk)",
-            )
-        sigs = parse_wipefs(run(["wipefs", "--no-act", "--json", real]).stdout)
-        out[p] = BlockDevice(**{**dev.__dict__, "path": p, "real": real, "signatures": sigs})
-    return out
+def probe_block() -> Block:
+    """Every block device lsblk lists (by kernel path) and the by-id links."""
+    text = run(["lsblk", "--json", "--bytes", "--paths", "-o", LSBLK_COLUMNS]).stdout
+    return parse_lsblk(text), by_id_links()
+
+
+def seen_devices(tree: dict[str, BlockDevice]) -> str:
+    """The disks and partitions seen, for an error message: name, size, serial."""
+    from .units import human
+
+    parts = [
+        f"{d.real} ({human(d.size)} {d.type}"
+        + (f", serial {d.serial}" if d.serial else "")
+        + (f", {d.fstype}" if d.fstype else "")
+        + (f", mounted at {', '.join(d.mountpoints)}" if d.mountpoints and d.type != "lvm" else "")
+        + ")"
+        for d in tree.values()
+        if d.type in ("disk", "part", "loop", "mpath", "md")
+    ]
+    return "; ".join(parts) or "none"
+
+
+def udev_settle(timeout: float) -> None:
+    run(["udevadm", "settle", f"--timeout={max(1, int(min(timeout, 30)))}"], check=False)
+
+
+def with_signatures(dev: BlockDevice, label: str) -> BlockDevice:
+    """dev as the config entry `label` names it, with wipefs's signatures."""
+    sigs = parse_wipefs(run(["wipefs", "--no-act", "--json", dev.real]).stdout)
+    return BlockDevice(**{**dev.__dict__, "path": label, "signatures": sigs})

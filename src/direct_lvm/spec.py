@@ -15,6 +15,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from .devices import SELECTOR_KEYS as DEVICE_SELECTOR_KEYS
+from .devices import Selector
 from .errors import ConfigError
 from .units import (
     MAX_METADATA,
@@ -47,7 +49,7 @@ class Autoextend:
 @dataclass(frozen=True)
 class Spec:
     runtime: Runtime
-    devices: tuple[str, ...]
+    devices: tuple[str, ...]  # labels: a path, or a selector's label (see selectors)
     vg: str
     pool: str
     data_percent: int
@@ -58,6 +60,13 @@ class Spec:
     wipe_signatures: bool
     wait_timeout: float
     error_when_full: bool = False  # lvm's --errorwhenfull: fail writes at once, not queue
+    selectors: tuple[Selector, ...] = ()  # the selector entries of devices
+
+    @property
+    def entries(self) -> tuple[str | Selector, ...]:
+        """The devices entries in config order: paths and selectors."""
+        by_label = {s.label: s for s in self.selectors}
+        return tuple(by_label.get(d, d) for d in self.devices)
 
     @property
     def profile_name(self) -> str:
@@ -89,6 +98,11 @@ def _field_schema(path: list[str | int]) -> dict[str, Any]:
         if isinstance(part, int):
             node = node.get("items", {})
         else:
+            for branch in node.get("anyOf", []):
+                if "$ref" in branch:
+                    branch = root["$defs"][branch["$ref"].rsplit("/", 1)[1]]
+                if part in branch.get("properties", {}):
+                    node = branch
             node = node.get("properties", {}).get(part, {})
     return node
 
@@ -100,11 +114,35 @@ def _dotted(path: list[str | int]) -> str:
     return out
 
 
+def _device_entry_errors(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    """A devices entry matched neither a path nor a selector: the errors of the branch
+    its type was meant for."""
+    if isinstance(error.instance, str):
+        want = 0
+    elif isinstance(error.instance, dict):
+        want = 1
+    else:
+        return []
+    return [e for e in error.context or [] if e.schema_path and e.schema_path[0] == want]
+
+
 def _describe(error: jsonschema.ValidationError) -> str:
     path = list(error.absolute_path)
+    if error.validator == "anyOf" and len(path) == 2 and path[0] == "devices":
+        subs = _device_entry_errors(error)
+        if subs:
+            return "\n".join(_describe(e) for e in subs)
+        return (
+            f"{_dotted(path)}: {json.dumps(error.instance)} is neither a device path nor a "
+            "selector\n  fix: write an absolute path such as /dev/vdb, or a mapping such as "
+            "{serial: vol0abc} or {first_empty: true}"
+        )
     where = _dotted(path)
     if error.validator == "additionalProperties":
-        allowed = sorted(_field_schema(path).get("properties", {}))
+        node = _field_schema(path)
+        if len(path) == 2 and path[0] == "devices":
+            node = schema()["$defs"]["device_selector"]
+        allowed = sorted(node.get("properties", {}))
         instance: dict[str, Any] = error.instance  # type: ignore[assignment]
         extra = sorted(set(instance) - set(allowed))
         return (
@@ -118,13 +156,26 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "enum":
         choices: list[Any] = error.validator_value  # type: ignore[assignment]
         hint = "use one of: " + ", ".join(map(str, choices))
-    elif error.validator == "pattern" and path and path[0] == "devices":
+    elif error.validator == "pattern" and len(path) == 2 and path[0] == "devices":
         hint = (
             "give an absolute path under /dev such as /dev/vdb or /dev/disk/by-id/...; "
             "spaces, quotes and shell characters are not allowed"
         )
     elif error.validator == "pattern" and path and path[-1] in ("vg", "pool"):
         hint = "LVM names use letters, digits and + _ . - and must not start with '-'"
+    elif error.validator == "pattern" and path and path[-1] in ("size", "min_size", "max_size"):
+        hint = hint + " Write a number and a unit, e.g. 512K, 128M or 2G"
+    elif error.validator == "pattern" and len(path) == 3 and path[0] == "devices":
+        hint = (
+            hint + " Letters, digits and . _ : + @ = - only; spaces, quotes and shell "
+            "characters are not allowed"
+        )
+    elif error.validator == "uniqueItems":
+        hint = "list each entry once"
+    elif error.validator == "const" and path and path[-1] == "first_empty":
+        hint = "write first_empty: true, or leave the key out"
+    elif error.validator == "minProperties" and path and path[0] == "devices":
+        hint = "give at least one of: " + ", ".join(DEVICE_SELECTOR_KEYS)
     message = f"{where}: {json.dumps(error.instance)} is invalid: {error.message}"
     return f"{message}\n  fix: {hint}" if hint else message
 
@@ -208,17 +259,30 @@ def from_mapping(data: dict[str, Any]) -> Spec:
             f"{CONFIG_KEY}.metadata_size: {d['metadata_size']!r} is above LVM's maximum of 15.8G",
             "use 'auto' or a size of at most 15G",
         )
+    labels: list[str] = []
+    selectors: list[Selector] = []
     for i, dev in enumerate(d["devices"]):
+        if isinstance(dev, dict):
+            sel = _selector(i, dev)
+            if sel.label in labels:
+                raise ConfigError(
+                    f"{CONFIG_KEY}.devices[{i}]: {json.dumps(dev)} repeats an earlier entry",
+                    "list each device once",
+                )
+            selectors.append(sel)
+            labels.append(sel.label)
+            continue
         norm = posixpath.normpath(dev)
         if norm != dev or "/../" in dev or dev.endswith("/.."):
             raise ConfigError(
                 f"{CONFIG_KEY}.devices[{i}]: {dev!r} is not a normalized path",
                 f"write it as {norm!r}",
             )
+        labels.append(dev)
     ae = d["autoextend"]
     return Spec(
         runtime=Runtime(d["runtime"]),
-        devices=tuple(d["devices"]),
+        devices=tuple(labels),
         vg=d["vg"],
         pool=d["pool"],
         data_percent=d["data_percent"],
@@ -229,6 +293,34 @@ def from_mapping(data: dict[str, Any]) -> Spec:
         wipe_signatures=d["wipe_signatures"],
         wait_timeout=float(d["wait_timeout"]),
         error_when_full=d["error_when_full"],
+        selectors=tuple(selectors),
+    )
+
+
+def _selector(i: int, entry: dict[str, Any]) -> Selector:
+    """A validated selector mapping -> Selector; sizes parsed, the range checked."""
+    sizes = {k: parse_size(entry[k]) for k in ("size", "min_size", "max_size") if k in entry}
+    lo, hi = sizes.get("min_size"), sizes.get("max_size")
+    if lo is not None and hi is not None and lo > hi:
+        raise ConfigError(
+            f"{CONFIG_KEY}.devices[{i}]: min_size {entry['min_size']!r} is larger than "
+            f"max_size {entry['max_size']!r}",
+            "swap them, or widen the range",
+        )
+    if "size" in sizes and len(sizes) > 1:
+        raise ConfigError(
+            f"{CONFIG_KEY}.devices[{i}]: size {entry['size']!r} is given with min_size/max_size",
+            "give either an exact size or a range",
+        )
+    return Selector(
+        id=entry.get("id", ""),
+        serial=entry.get("serial", ""),
+        wwn=entry.get("wwn", ""),
+        size=sizes.get("size"),
+        min_size=lo,
+        max_size=hi,
+        first_empty=bool(entry.get("first_empty", False)),
+        text=dict(entry),
     )
 
 
@@ -236,7 +328,7 @@ def to_mapping(spec: Spec) -> dict[str, Any]:
     """The normalized config with every default spelled out (for render and plan --json)."""
     return {
         "runtime": str(spec.runtime),
-        "devices": list(spec.devices),
+        "devices": [e if isinstance(e, str) else e.to_mapping() for e in spec.entries],
         "vg": spec.vg,
         "pool": spec.pool,
         "data_percent": spec.data_percent,
