@@ -43,6 +43,7 @@ class Disk:
     serial: str | None = None
     format: str = "raw"
     readonly: bool = False
+    nvme: bool = False  # an emulated NVMe controller (/dev/nvmeXn1) instead of virtio-blk
 
     def __post_init__(self) -> None:
         if self.serial is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,20}", self.serial):
@@ -316,7 +317,7 @@ def start_job(image: GuestImage, job_dir: Path, *, out_dir: Path, disks: Sequenc
         "-device", "virtio-rng-pci",
         *_drive_args("root", overlay, "qcow2", serial="root"),
         *[a for i, d in enumerate(disks, 1) for a in _drive_args(
-            f"disk{i}", d.path, d.format, serial=d.serial, readonly=d.readonly)],
+            f"disk{i}", d.path, d.format, serial=d.serial, readonly=d.readonly, nvme=d.nvme)],
         "-drive", f"file={job_image},format=raw,if=none,id=dljob",
         "-device", "ide-hd,drive=dljob,bus=ide.0,serial=DLJOB",
         *(_qmp_args(qmp_socket) if qmp_socket else []),
@@ -347,11 +348,13 @@ def _prepare_overlay(image: GuestImage, root_overlay: Path | None, tmp: Path) ->
 
 
 def _drive_args(drive_id: str, path: Path, fmt: str, *, serial: str | None = None,
-                readonly: bool = False) -> list[str]:
+                readonly: bool = False, nvme: bool = False) -> list[str]:
     drive = f"file={path.resolve()},format={fmt},if=none,id={drive_id},discard=unmap"
     if readonly:
         drive += ",readonly=on"
-    device = f"virtio-blk-pci,drive={drive_id}"
+    device = f"{'nvme' if nvme else 'virtio-blk-pci'},drive={drive_id}"
+    if nvme and not serial:
+        serial = drive_id  # qemu's nvme device needs a serial
     if serial:
         device += f",serial={serial}"
     return ["-drive", drive, "-device", device]

@@ -156,6 +156,12 @@ def select(
             if real not in disks:
                 missing.append(e)
                 continue
+            twin = next((c.label for c in chosen.values() if c.real == real), None)
+            if twin is not None:
+                raise ConfigError(
+                    f"devices entries {twin} and {e} are the same disk ({real})",
+                    "list each disk once",
+                )
             why = "named by path" + (f" (a link to {real})" if real != e else "")
             chosen[e] = Choice(e, real, why, pv_vgs.get(real) == vg)
             claimed.add(real)

@@ -37,7 +37,9 @@ class Found:
 
 def _attempt(spec: Spec, lvm: LvmState) -> tuple[Selection, dict[str, BlockDevice]]:
     tree, links = probe_block()
-    resolved = {d: resolve(d) for d in spec.devices if d.startswith("/")}
+    # lsblk names device-mapper nodes /dev/mapper/x; a link resolves to /dev/dm-N
+    dm = {resolve(p): p for p in tree if p.startswith("/dev/mapper/")}
+    resolved = {d: dm.get(resolve(d), resolve(d)) for d in spec.devices if d.startswith("/")}
     pv_vgs = {p.name: p.vg for p in lvm.pvs}
     return select(spec.entries, tree, links, resolved, pv_vgs, spec.vg), tree
 

@@ -10,13 +10,14 @@ import os
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from guestkit.image import GuestImage
-from guestkit.vm import Disk, JobResult, run_job
+from guestkit.vm import Disk, JobResult, RunningJob, run_job, start_job
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -57,6 +58,17 @@ def in_guest_tests(suite: str) -> list[str]:
             and n.name.startswith("test_")]  # fmt: skip
 
 
+def in_guest_cases(suite: str, name: str = "CASES") -> list[str]:
+    """The keys of a literal dict `name` in an in-guest suite (its parametrize ids)."""
+    tree = ast.parse((IN_GUEST / f"{suite}.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
+            return list(ast.literal_eval(node.value))
+    raise LookupError(f"{suite}.py has no {name} = {{...}}")
+
+
 @dataclass
 class SuiteRun:
     result: JobResult
@@ -94,10 +106,14 @@ def parse_junit(path: Path) -> dict[str, tuple[str, str]]:
                     if extra is not None and extra.text:
                         details += "\n" + extra.text
                 break
-        # a parametrized in-guest test has several cases: the worst one stands for all
+        # a parametrized in-guest test has several cases: the worst one stands for all,
+        # and each case is also kept under its own name ("test_x[case]")
         rank = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
         if name not in out or rank[outcome] > rank[out[name][0]]:
             out[name] = outcome, details.strip()
+        full = case.get("name", "")
+        if full != name:
+            out[full] = outcome, details.strip()
     return out
 
 
@@ -111,10 +127,13 @@ def run_suites(
     *,
     prep: str | None = None,
     files: dict[str, Path] | None = None,
+    during: Callable[[RunningJob], None] | None = None,
     **kw: object,
 ) -> SuiteRun:
     """Boot once: install the wheel, run `prep` (a shell script) if given, then the
-    in-guest suites. `files` are copied into the job (name -> file or directory)."""
+    in-guest suites. `files` are copied into the job (name -> file or directory).
+    `during(job)` runs on the host while the guest runs (e.g. to hot-plug a disk when
+    the guest prints a line); start the job with qmp=True for that."""
     job = work / "job"
     (job / "dist").mkdir(parents=True)
     (job / "out").mkdir()
@@ -132,7 +151,13 @@ def run_suites(
     paths = " ".join(f"/job/in_guest/{s}.py" for s in suites)
     (job / "job.sh").write_text(JOB_SH.replace("{suites}", paths))
     timeout = float(os.environ.get("DL_GUEST_TIMEOUT", "900"))
-    result = run_job(image, job, out_dir=work / "out", disks=disks, timeout=timeout, **kw)  # type: ignore[arg-type]
+    opts: dict[str, object] = dict(out_dir=work / "out", disks=disks, timeout=timeout, **kw)
+    if during is None:
+        result = run_job(image, job, **opts)  # type: ignore[arg-type]
+    else:
+        with start_job(image, job, **opts) as running:  # type: ignore[arg-type]
+            during(running)
+            result = running.wait()
     return SuiteRun(result, parse_junit(work / "out" / "junit.xml"))
 
 

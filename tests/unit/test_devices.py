@@ -79,6 +79,11 @@ def test_xvd_alias_path_resolves_to_the_nvme_node(nvme):
     assert "a link to /dev/nvme1n1" in c.reason
 
 
+def test_two_paths_to_the_same_disk_are_refused(nvme):
+    with pytest.raises(ConfigError, match="/dev/xvdf and /dev/nvme1n1 are the same disk"):
+        pick(nvme, "/dev/xvdf", "/dev/nvme1n1", resolved={"/dev/xvdf": "/dev/nvme1n1"})
+
+
 def test_wwn_ignores_case(nvme):
     wwn = nvme["/dev/nvme3n1"].wwn.upper()
     (c,) = pick(nvme, {"wwn": wwn}).chosen
