@@ -229,3 +229,19 @@ def test_status_shows_each_pv_identity_and_why(monkeypatch):
         "by_id": ["/dev/disk/by-id/virtio-dl-data1"], "entry": "serial=dl-data1",
         "reason": "the only disk",
     }]  # fmt: skip
+
+
+def test_render_round_trips_selectors(tmp_path):
+    import yaml
+
+    from direct_lvm import envs
+
+    cfg = tmp_path / "sel.yaml"
+    cfg.write_text("direct_lvm:\n  devices: [{serial: vol-0abc}, {first_empty: true}, /dev/vdb]\n")
+    for carrier in envs.Carrier:
+        files = envs.artifacts(envs.env_from_config(cfg), carrier)
+        doc = yaml.safe_load(files["user-data.yaml"])
+        if carrier is envs.Carrier.FILE:
+            doc = yaml.safe_load(doc["write_files"][0]["content"])
+        s = spec.from_mapping(doc["direct_lvm"])
+        assert s.devices == ("serial=vol-0abc", "first_empty", "/dev/vdb")
