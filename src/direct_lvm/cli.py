@@ -113,7 +113,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(
                 f"  PV {pv['device']}: {human(pv['size'])}, serial {pv['serial'] or '-'}"
                 + (f", wwn {pv['wwn']}" if pv["wwn"] else "")
-                + (f", {pv['by_id'][0]}" if pv["by_id"] else "")
+                + "".join(f", {link}" for link in pv["by_id"][:1])
                 + (
                     f"; chosen by devices entry {pv['entry']}: {pv['reason']}"
                     if pv["entry"]

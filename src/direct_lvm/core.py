@@ -353,7 +353,8 @@ def pv_identity(lvm: LvmState, vg: str, block: Block) -> list[dict[str, Any]]:
                 "size": pv.dev_size,
                 "serial": dev.serial if dev else rec.get("serial", ""),
                 "wwn": dev.wwn if dev else rec.get("wwn", ""),
-                "by_id": list(links.get(pv.name, ())),
+                # the disk's own names first; lvm-pv-uuid-... links last
+                "by_id": sorted(links.get(pv.name, ()), key=lambda x: "/lvm-pv-" in x),
                 "entry": rec.get("entry"),
                 "reason": rec.get("reason"),
             }

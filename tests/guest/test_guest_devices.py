@@ -38,7 +38,7 @@ def devices_run(guest_image, wheel, tmp_path_factory):
     work = tmp_path_factory.mktemp("devices")
     ext4_disk(work / "ext4.raw", b"data that must survive a refused apply\n" * 1000)
     names = [("gpt", "64M"), ("foreign", "64M"), ("mounted", "64M"), ("swap", "64M"),
-             ("data", "2G"), ("small", "32M"), ("twin1", "192M"), ("twin2", "192M")]  # fmt: skip
+             ("data", "2G"), ("small", "32M"), ("twin1", "96M"), ("twin2", "96M")]  # fmt: skip
     disks = [Disk(work / "ext4.raw", serial="dl-ext4")]
     disks += [Disk(blank_disk(work / f"{n}.raw", size), serial=f"dl-{n}") for n, size in names]
     disks.append(Disk(blank_disk(work / "ro.raw", "64M"), serial="dl-ro", readonly=True))

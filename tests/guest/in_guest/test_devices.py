@@ -4,7 +4,7 @@ Disks (tests/guest/test_guest_devices.py; prep.sh puts them in their state):
   vda root | vdb dl-ext4 (ext4 + a file) | vdc dl-gpt (GPT, one partition) |
   vdd dl-foreign (PV of VG foreign) | vde dl-mounted (ext4, mounted ro) |
   vdf dl-swap (swap signature) | vdg dl-data (2G blank) | vdh dl-small (32M blank) |
-  vdi dl-twin1, vdj dl-twin2 (192M blank each) | vdk dl-ro (read-only) |
+  vdi dl-twin1, vdj dl-twin2 (96M blank each) | vdk dl-ro (read-only) |
   nvme0n1 dl-nvme (emulated NVMe) | sda the job disk (mounted at /job)
   dl-late: hot-plugged by the host once apply prints that it is still waiting for it.
 
@@ -100,10 +100,10 @@ CASES = {
         ["metadata 1.00 GiB", "exceed the", "fix: lower data_percent or metadata_size"],
     ),
     "selector-matches-two-disks": (
-        "devices: [{size: 192M}]",
+        "devices: [{size: 96M}]",
         ["dl-twin1", "dl-twin2"],
-        ["devices entry size=192M matches 2 disks", "/dev/vdi (192.00 MiB, serial dl-twin1)",
-         "/dev/vdj (192.00 MiB, serial dl-twin2)", "fix: make the entry match one disk"],
+        ["devices entry size=96M matches 2 disks", "/dev/vdi (96.00 MiB, serial dl-twin1)",
+         "/dev/vdj (96.00 MiB, serial dl-twin2)", "fix: make the entry match one disk"],
     ),
     "same-disk-twice": (
         "devices: [/dev/vdi, /dev/disk/by-id/virtio-dl-twin1]",
@@ -211,8 +211,8 @@ def test_status_shows_the_pv_identity_and_why():
     assert pv["entry"] == "first_empty"
     assert pv["reason"].startswith("the first empty whole disk in name order; skipped")
     text = subprocess.check_output(["direct-lvm", "status"], text=True)
-    assert "PV /dev/vdg: 2.00 GiB, serial dl-data, /dev/disk/by-id/virtio-dl-data; devices " \
-           "entry first_empty: the first empty whole disk" in text, text  # fmt: skip
+    assert "PV /dev/vdg: 2.00 GiB, serial dl-data, /dev/disk/by-id/virtio-dl-data; chosen by " \
+           "devices entry first_empty: the first empty whole disk" in text, text  # fmt: skip
 
 
 def test_second_apply_keeps_the_disk_though_other_empty_disks_exist():
