@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from direct_lvm import spec
-from direct_lvm.devices import Selector, natural_key, select
+from direct_lvm import OWNER_TAG, core, spec
+from direct_lvm.devices import Choice, Selector, natural_key, select
 from direct_lvm.errors import ConfigError
-from direct_lvm.probe import parse_lsblk
+from direct_lvm.plan import DEVICE_RECORD, Action, Observed, plan
+from direct_lvm.probe import LV, PV, VG, LvmState, parse_lsblk
 
 DATA = Path(__file__).parent / "data"
 G = 1 << 30
@@ -170,17 +171,16 @@ def test_selector_round_trips_through_the_spec():
 
 # ------------------------------------------------------------------ plan and record
 
-from direct_lvm import OWNER_TAG, core  # noqa: E402
-from direct_lvm.devices import Choice  # noqa: E402
-from direct_lvm.plan import DEVICE_RECORD, Action, Observed, plan  # noqa: E402
-from direct_lvm.probe import LV, PV, VG, LvmState  # noqa: E402
+
+EXT = 4 << 20
 
 
 def _converged(s):
     return LvmState(
         pvs=(PV("/dev/vdb", "pv-uuid", s.vg, 4 * G, 4 * G - (4 << 20)),),
-        vgs=(VG(s.vg, "vg-uuid", 4 * G, G, 4 << 20, 1023, 250, frozenset({OWNER_TAG})),),
-        lvs=(LV(s.vg, s.pool, "lv-uuid", "twi-a-tz--", 3 * G, 8 << 20, 0.0, 10.0,
+        vgs=(VG(s.vg, "vg-uuid", 4 * G - (4 << 20), 201 * EXT, EXT, 1023, 201,
+                frozenset({OWNER_TAG})),),
+        lvs=(LV(s.vg, s.pool, "lv-uuid", "twi-a-tz--", 818 * EXT, 8 << 20, 0.0, 10.0,
                 s.profile_name, frozenset({OWNER_TAG}), "queue", "thin-pool", s.chunk_size,
                 False, "monitored"),),
     )  # fmt: skip
