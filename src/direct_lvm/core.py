@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import OWNER_TAG
+from . import OWNER_TAG, containerd, overlay2
 from .discover import find_devices
 from .errors import ConfigError, DirectLvmError, VerifyError
 from .plan import DEVICE_RECORD, Action, Observed, Plan, Step, device_record, extension_room, plan
+from .plan_runtime import MOUNT_UNIT, MOUNT_WANTS
 from .probe import Block, LvmState, probe_block, probe_lvm
 from .render import render
 from .run import run
@@ -57,7 +58,17 @@ def dropin_args(spec: Spec) -> list[str]:
     ]
 
 
-def desired_files(spec: Spec, docker: ServiceState | None) -> dict[str, str]:
+def desired_files(
+    spec: Spec,
+    docker: ServiceState | None,
+    ctd: ServiceState | None = None,
+    containerd_config: str | None = None,
+) -> dict[str, str]:
+    """Every file the runtime's storage needs, by path. containerd's config.toml is the
+    current one with our import added (or a minimal one when there is none)."""
+    if spec.runtime is Runtime.DOCKER_OVERLAY2:  # no thin pool: no LVM profile
+        exec_start = docker.exec_start if docker is not None else None
+        return overlay2.files(spec, _strip_storage_flags(exec_start) if exec_start else None)
     files = {
         profile_path(spec): render(
             "lvm-profile.profile.j2",
@@ -67,7 +78,14 @@ def desired_files(spec: Spec, docker: ServiceState | None) -> dict[str, str]:
             percent=spec.autoextend.percent,
         )
     }
-    if spec.runtime is Runtime.DOCKER_DEVICEMAPPER and docker is not None and docker.exec_start:
+    if spec.runtime is Runtime.CONTAINERD_DEVMAPPER:
+        main, version = containerd.main_config(
+            containerd_config, ctd.version if ctd is not None else None
+        )
+        files[containerd.FRAGMENT] = containerd.fragment(spec, version)
+        files[containerd.CONFIG] = main
+        files[containerd.DROPIN] = containerd.dropin(spec)
+    elif docker is not None and docker.exec_start:
         files[DOCKER_DROPIN] = render(
             "docker-devicemapper.conf.j2",
             vg=spec.vg,
@@ -83,19 +101,20 @@ def _strip_storage_flags(exec_start: str) -> str:
     return re.sub(r"\s+--storage-(driver|opt)(=|\s+)\S+", "", exec_start)
 
 
-def check_runtime(spec: Spec, docker: ServiceState | None) -> None:
-    """Version gate: refuse before any disk is touched."""
-    if spec.runtime is not Runtime.DOCKER_DEVICEMAPPER:
-        raise ConfigError(
-            f"runtime {spec.runtime!s} is not implemented in this version",
-            "use runtime: docker-devicemapper",
-        )
+def check_runtime(spec: Spec, docker: ServiceState | None, ctd: ServiceState | None = None) -> None:
+    """Version gate, per runtime: refuse before any disk is touched."""
+    if spec.runtime is Runtime.CONTAINERD_DEVMAPPER:
+        containerd.check(spec, ctd or ServiceState(containerd.CONTAINERD_UNIT, installed=False))
+        return
+    name = spec.runtime
     if docker is None or not docker.installed:
         raise ConfigError(
-            "runtime docker-devicemapper needs Docker <= 24, but dockerd is not installed",
-            "install docker.io (Debian bookworm ships 20.10) or choose another runtime",
+            f"runtime {name} needs Docker"
+            + (" <= 24" if name is Runtime.DOCKER_DEVICEMAPPER else "")
+            + ", but dockerd is not installed (no docker.service)",
+            "install docker.io (or docker-ce) or choose another runtime",
         )
-    if docker.version and docker.version >= (25, 0):
+    if name is Runtime.DOCKER_DEVICEMAPPER and docker.version and docker.version >= (25, 0):
         raise ConfigError(
             f"runtime docker-devicemapper: the installed {docker.version_text!r} has no "
             "devicemapper storage driver (removed in Docker 25.0)",
@@ -119,26 +138,48 @@ def observe(
     spec: Spec, *, restart: RestartMode = RestartMode.NOW, wait: bool = True
 ) -> tuple[Observed, dict[str, str]]:
     """Probe what the plan needs: one lvm call; devices only when not yet ours; the
-    runtime's state only when apply may (re)start it."""
-    if spec.runtime is not Runtime.DOCKER_DEVICEMAPPER:
-        check_runtime(spec, None)
-    foreign = foreign_storage()
-    docker = probe_docker(service_state=restart is not RestartMode.NEVER or bool(foreign))
-    if not docker.installed:
-        check_runtime(spec, docker)
+    runtime's state only when apply may (re)start it. A runtime that is not installed is
+    refused here, before any disk is looked at."""
+    docker: ServiceState | None = None
+    ctd: ServiceState | None = None
+    foreign: tuple[str, ...] = ()
+    ctd_config: str | None = None
+    status: str | None = None
+    mount = ""
+    if spec.runtime is Runtime.CONTAINERD_DEVMAPPER:
+        ctd = containerd.probe(service_state=restart is not RestartMode.NEVER)
+        check_runtime(spec, None, ctd)
+        ctd_config = read_file(containerd.CONFIG)
+        if ctd.active:
+            status = containerd.devmapper_status()
+    else:
+        if spec.runtime is Runtime.DOCKER_OVERLAY2:
+            mount, foreign = overlay2.docker_root_state(spec)
+        else:
+            foreign = foreign_storage()
+        docker = probe_docker(service_state=restart is not RestartMode.NEVER or bool(foreign))
+        if not docker.installed or spec.runtime is Runtime.DOCKER_OVERLAY2:
+            check_runtime(spec, docker)
     found = find_devices(spec, wait=wait)
-    files = desired_files(spec, docker)
+    lvm = found.lvm
+    files = desired_files(spec, docker, ctd, ctd_config)
+    thick = spec.runtime is Runtime.DOCKER_OVERLAY2
     observed = Observed(
         lvm=found.lvm,
         devices=found.new,
         files={p: read_file(p) for p in files},
         docker=docker,
         docker_foreign=foreign,
-        daemon_json=read_file(DAEMON_JSON),
+        daemon_json=read_file(DAEMON_JSON) if docker is not None else None,
         timestamp=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
         resolved=found.resolved,
         choices=found.choices,
         device_record=read_file(DEVICE_RECORD),
+        containerd=ctd,
+        devmapper_status=status,
+        lv_signatures=overlay2.lv_signatures(spec, lvm) if thick else None,
+        docker_root_mount=mount if thick else "",
+        mount_enabled=thick and os.path.lexists(MOUNT_WANTS),
     )
     return observed, files
 
@@ -150,7 +191,7 @@ def make_plan(
     refusal comes before any disk is touched. A converged boot skips the version probe."""
     observed, files = observe(spec, restart=restart, wait=wait)
     the_plan = plan(spec, observed, files, restart=restart)
-    if not the_plan.empty and observed.docker is not None:
+    if not the_plan.empty and spec.runtime is Runtime.DOCKER_DEVICEMAPPER and observed.docker:
         check_runtime(spec, with_version(observed.docker))
     return the_plan, observed
 
@@ -230,7 +271,8 @@ def _apply(spec: Spec, *, restart: RestartMode, dry_run: bool) -> ApplyResult:
         checks = verify(spec, observed.lvm, docker_checked=False) if the_plan.empty else ()
         return ApplyResult(the_plan, checks, time.monotonic() - start)
     execute(the_plan.steps)
-    restarted = any(s.argv[:2] == ("systemctl", "restart") for s in the_plan.steps)
+    restarted = any(s.argv[:2] == ("systemctl", "restart") and s.argv[-1] != MOUNT_UNIT
+                    for s in the_plan.steps)  # fmt: skip
     checks = verify(spec, probe_lvm(), docker_checked=restarted)
     for step in the_plan.steps:
         if step.argv[:1] == ("mv",):
@@ -251,6 +293,8 @@ def _monitor_hint() -> str:
 
 def verify(spec: Spec, lvm: LvmState, *, docker_checked: bool) -> tuple[str, ...]:
     """Compare the re-probed system with the spec; raise VerifyError on any difference."""
+    if spec.runtime is Runtime.DOCKER_OVERLAY2:
+        return overlay2.verify(spec, lvm, docker_checked=docker_checked)
     ref = f"{spec.vg}/{spec.pool}"
     pool = lvm.lv(spec.vg, spec.pool)
     vg = lvm.vg(spec.vg)
@@ -273,7 +317,12 @@ def verify(spec: Spec, lvm: LvmState, *, docker_checked: bool) -> tuple[str, ...
     if pool.monitor != "monitored":
         problems.append(f"seg_monitor: {pool.monitor!r}, expected 'monitored'")
         hint = _monitor_hint()
-    if docker_checked:
+    if docker_checked and spec.runtime is Runtime.CONTAINERD_DEVMAPPER:
+        status = containerd.devmapper_status()
+        if status != "ok":
+            problems.append(f"containerd's devmapper snapshotter is {status or 'not loaded'} "
+                            "(ctr plugins ls)")  # fmt: skip
+    elif docker_checked:
         problems.extend(_verify_docker(spec))
     if problems:
         raise VerifyError(f"{ref} does not match the config: " + "; ".join(problems), hint)

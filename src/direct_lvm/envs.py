@@ -11,7 +11,7 @@ import yaml
 
 from . import core, spec
 from .errors import ConfigError
-from .image import ORDER_DROPIN
+from .image import CONTAINERD_ORDER_DROPIN, ORDER_DROPIN
 from .render import render
 from .runtime import ServiceState
 
@@ -79,8 +79,10 @@ def artifacts(
     docker = ServiceState("docker.service", True, exec_start=docker_exec_start)
     for path, text in core.desired_files(s, docker).items():
         out[path.lstrip("/")] = text
-    if s.runtime is spec.Runtime.DOCKER_DEVICEMAPPER:
-        out[ORDER_DROPIN] = render("docker-order.conf.j2")
+    if s.runtime is spec.Runtime.CONTAINERD_DEVMAPPER:
+        out[CONTAINERD_ORDER_DROPIN] = render("docker-order.conf.j2", unit="containerd")
+    else:
+        out[ORDER_DROPIN] = render("docker-order.conf.j2", unit="docker")
     return out
 
 

@@ -21,6 +21,7 @@ CLOUD_CFG = "etc/cloud/cloud.cfg"
 CLOUD_CFG_D = "etc/cloud/cloud.cfg.d"
 OUR_CFG = f"{CLOUD_CFG_D}/90_direct_lvm.cfg"
 ORDER_DROPIN = "etc/systemd/system/docker.service.d/10-direct-lvm-order.conf"
+CONTAINERD_ORDER_DROPIN = "etc/systemd/system/containerd.service.d/10-direct-lvm-order.conf"
 # Modules that set up disks and mounts run first; direct_lvm goes right after them.
 AFTER = ("mounts", "disk_setup", "growpart", "resizefs")
 
@@ -65,7 +66,8 @@ def image_setup(root: Path = Path("/")) -> list[Path]:
     written = []
     for rel, text in (
         (OUR_CFG, render("cloud-cfg-direct-lvm.cfg.j2", modules=modules, after=after)),
-        (ORDER_DROPIN, render("docker-order.conf.j2")),
+        (ORDER_DROPIN, render("docker-order.conf.j2", unit="docker")),
+        (CONTAINERD_ORDER_DROPIN, render("docker-order.conf.j2", unit="containerd")),
     ):
         path = root / rel
         write_file(str(path), text)

@@ -14,17 +14,9 @@ from . import OWNER_TAG
 from .devices import Choice
 from .errors import ConfigError, RefusedError
 from .growth import grow_pool, grow_vg
+from .plan_runtime import plan_lv, plan_runtime
 from .probe import LV, VG, BlockDevice, LvmState
-from .runtime import (
-    BACKUP_PREFIX,
-    DAEMON_JSON,
-    DOCKER_DROPIN,
-    DOCKER_ROOT,
-    DOCKER_SOCKET,
-    RestartMode,
-    ServiceState,
-    daemon_json_conflicts,
-)
+from .runtime import RestartMode, ServiceState
 from .spec import Runtime, Spec
 from .units import MIB, auto_metadata_size, format_size, human, round_up
 
@@ -95,6 +87,13 @@ class Observed:
     resolved: Mapping[str, str] = field(default_factory=dict)  # config entry -> kernel node
     choices: tuple[Choice, ...] = ()  # which device each entry chose, and why
     device_record: str | None = None  # DEVICE_RECORD's content
+    containerd: ServiceState | None = None
+    devmapper_status: str | None = None  # containerd's devmapper plugin (ctr plugins ls)
+    # docker-overlay2: signatures on the LV (None: not probed), and what is mounted at
+    # /var/lib/docker ("" nothing, plan_runtime.OURS our LV, else the other source)
+    lv_signatures: tuple[str, ...] | None = None
+    docker_root_mount: str = ""
+    mount_enabled: bool = False  # docker-overlay2: var-lib-docker.mount is enabled
 
 
 @dataclass
@@ -329,19 +328,26 @@ def plan(
         )
 
     pool = lvm.lv(spec.vg, spec.pool)
+    thick = spec.runtime is Runtime.DOCKER_OVERLAY2  # a plain LV, no thin pool
     if vg is None:
         extent, extents = estimate_vg(observed.devices)
         sizing = size_pool(spec, extent, extents)
-        b.notes.extend(_check_sizing(spec, sizing, "devices " + ", ".join(spec.devices)))
+        if not thick:
+            b.notes.extend(_check_sizing(spec, sizing, "devices " + ", ".join(spec.devices)))
         b.run(
             f"volume group {spec.vg!r} does not exist",
             "vgcreate", "--addtag", OWNER_TAG, spec.vg,
             *(observed.devices[d].real for d in spec.devices),
         )  # fmt: skip
-        _create_pool(b, spec, sizing)
+        if thick:
+            plan_lv(b, spec, observed, None, sizing.vg_bytes)
+        else:
+            _create_pool(b, spec, sizing)
     else:
         vg = grow_vg(b, spec, vg, lvm, list(observed.devices.values()))
-        if pool is None:
+        if thick:
+            plan_lv(b, spec, observed, vg, vg.extent_count * vg.extent_size)
+        elif pool is None:
             sizing = size_pool(spec, vg.extent_size, vg.extent_count)
             sizing = _fit_existing(spec, vg, sizing)
             b.notes.extend(_check_sizing(spec, sizing, f"volume group {spec.vg}"))
@@ -350,7 +356,7 @@ def plan(
             _converge_pool(b, spec, vg, pool)
             grow_pool(b, spec, vg, pool, lvm)
 
-    _plan_runtime(b, spec, observed, desired_files, restart=restart)
+    plan_runtime(b, spec, observed, desired_files, restart=restart)
     _record_choices(b, spec, observed)
     return Plan(tuple(b.steps), tuple(b.notes), tuple(b.facts))
 
@@ -425,71 +431,3 @@ def _converge_pool(b: _Builder, spec: Spec, vg: VG, pool: LV) -> None:
         )  # fmt: skip
     if pool.monitor != "monitored" or not pool.active:
         b.run(f"{ref} is {pool.monitor or 'not monitored'}", "lvchange", "--monitor", "y", ref)
-
-
-def _plan_runtime(
-    b: _Builder,
-    spec: Spec,
-    observed: Observed,
-    desired_files: Mapping[str, str],
-    *,
-    restart: RestartMode,
-) -> None:
-    if spec.runtime is not Runtime.DOCKER_DEVICEMAPPER:
-        return
-    docker = observed.docker
-    try:
-        conflicts = daemon_json_conflicts(observed.daemon_json)
-    except ValueError as e:
-        raise ConfigError(f"{DAEMON_JSON} is not valid JSON: {e}", f"fix {DAEMON_JSON}") from None
-    if conflicts:
-        raise ConfigError(
-            f"{DAEMON_JSON} sets {', '.join(conflicts)}, and direct-lvm sets the storage "
-            "options as dockerd flags in a drop-in; dockerd refuses to start with both",
-            f"remove {', '.join(conflicts)} from {DAEMON_JSON} (direct-lvm owns docker's "
-            "storage settings)",
-        )
-    stopped = False
-    if observed.docker_foreign:
-        if docker is not None and docker.active:
-            b.run("docker must stop before its old storage is moved aside",
-                  "systemctl", "stop", DOCKER_SOCKET, docker.unit)  # fmt: skip
-            stopped = True
-        b.run(
-            f"{DOCKER_ROOT} holds storage that is not on the pool "
-            f"({', '.join(observed.docker_foreign)}); kept as a backup, never deleted",
-            "mv", "--no-target-directory", DOCKER_ROOT, f"{BACKUP_PREFIX}{observed.timestamp}",
-        )  # fmt: skip
-
-    changed = False
-    for path, content in desired_files.items():
-        if path.endswith(".profile"):
-            continue
-        current = observed.files.get(path)
-        if current != content:
-            b.write(f"{'missing' if current is None else 'differs'}: docker's storage options",
-                    path, content)  # fmt: skip
-            changed = changed or path == DOCKER_DROPIN
-    if changed:
-        b.run("systemd must read the new drop-in", "systemctl", "daemon-reload")
-    elif docker is not None and docker.need_reload:
-        b.run(f"systemd has not read {docker.unit}'s changed files (NeedDaemonReload)",
-              "systemctl", "daemon-reload")  # fmt: skip
-    if restart is RestartMode.NEVER or docker is None:
-        return
-    wanted = f"dm.thinpooldev={spec.pool_path}"
-    on_pool = any(a.endswith(wanted) for a in docker.cmdline)
-    if restart is RestartMode.BOOT:
-        # Never start docker from cloud-init (it is ordered after cloud-init: a blocking
-        # start deadlocks the boot); it starts by itself and finds its drop-in in place.
-        if docker.active and not stopped and (changed or not on_pool):
-            b.run("the running dockerd must pick up the pool (restarted after boot)",
-                  "systemctl", "try-restart", "--no-block", docker.unit)  # fmt: skip
-        return
-    if changed or stopped or not docker.active or not on_pool:
-        why = (
-            "docker must start with the new storage options" if changed or stopped
-            else "docker is not running" if not docker.active
-            else f"the running dockerd lacks {wanted}"
-        )  # fmt: skip
-        b.run(why, "systemctl", "restart", docker.unit)

@@ -53,6 +53,23 @@ def systemd_verbatim(value: object) -> str:
     return s
 
 
+def systemd_unit_path(value: object) -> str:
+    """The unit name systemd gives a path (as `systemd-escape --path`), without suffix:
+    /dev/mapper/a-b -> dev-mapper-a\\x2db."""
+    parts = [p for p in str(value).split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise ValueError(f"not a normalized absolute path: {value!r}")
+    out = []
+    for i, c in enumerate("/".join(parts)):
+        if c == "/":
+            out.append("-")
+        elif c.isascii() and (c.isalnum() or c in ":_" or (c == "." and i > 0)):
+            out.append(c)
+        else:
+            out.extend(f"\\x{b:02x}" for b in c.encode())
+    return "".join(out)
+
+
 def lvm_int(value: object) -> str:
     str(value)  # an undefined value raises here (StrictUndefined), not as a type error
     if not isinstance(value, int) or isinstance(value, bool):
@@ -66,6 +83,37 @@ def lvm_str(value: object) -> str:
     if any(c in s for c in "\n\r\0"):
         raise ValueError(f"an LVM config string cannot contain a line break: {s!r}")
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n",
+                 "\f": "\\f", "\r": "\\r"}  # fmt: skip
+
+
+def toml_str(value: object) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for c in str(value):
+        if c in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[c])
+        elif ord(c) < 0x20 or ord(c) == 0x7F:
+            out.append(f"\\u{ord(c):04X}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
+def toml_bool(value: object) -> str:
+    str(value)  # an undefined value raises here (StrictUndefined)
+    if not isinstance(value, bool):
+        raise ValueError(f"a TOML boolean must be a bool: {value!r}")
+    return "true" if value else "false"
+
+
+def toml_int(value: object) -> str:
+    str(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"a TOML integer must be an int: {value!r}")
+    return str(value)
 
 
 def yaml_value(value: object) -> str:
@@ -105,8 +153,12 @@ def environment() -> jinja2.Environment:
         systemd_arg=systemd_arg,
         systemd_value=systemd_value,
         systemd_verbatim=systemd_verbatim,
+        systemd_unit_path=systemd_unit_path,
         lvm_int=lvm_int,
         lvm_str=lvm_str,
+        toml_str=toml_str,
+        toml_bool=toml_bool,
+        toml_int=toml_int,
         yaml=yaml_value,
         yaml_block=yaml_block,
         comment=comment,

@@ -42,14 +42,15 @@ def foreign_storage(root: str = DOCKER_ROOT) -> tuple[str, ...]:
     return tuple(found)
 
 
-def daemon_json_conflicts(text: str | None) -> tuple[str, ...]:
-    """Keys of /etc/docker/daemon.json that our flags would conflict with."""
+def daemon_json_conflicts(text: str | None, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Keys of /etc/docker/daemon.json that our flags (or, with `extra`, our storage
+    location) would conflict with."""
     if text is None or not text.strip():
         return ()
     data = json.loads(text)
     if not isinstance(data, dict):
         raise ValueError("daemon.json is not a JSON object")
-    return tuple(k for k in CONFLICTING_KEYS if k in data)
+    return tuple(k for k in (*CONFLICTING_KEYS, *extra) if k in data)
 
 
 def backups() -> list[str]:

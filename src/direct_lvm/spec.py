@@ -47,6 +47,26 @@ class Autoextend:
 
 
 @dataclass(frozen=True)
+class Containerd:
+    """containerd's devmapper snapshotter options (pool_name is derived, never set)."""
+
+    root_path: str = "/var/lib/containerd/io.containerd.snapshotter.v1.devmapper"
+    base_image_size: int = 10 * 1024**3  # bytes
+    async_remove: bool = False
+    discard_blocks: bool = True
+    fs_type: str = "ext4"
+    fs_options: str = ""
+
+
+@dataclass(frozen=True)
+class Overlay2:
+    """docker-overlay2: the dedicated LV and an optional per-container size limit."""
+
+    lv: str = "docker"
+    container_size: int | None = None  # bytes; None: no limit, no project quotas
+
+
+@dataclass(frozen=True)
 class Spec:
     runtime: Runtime
     devices: tuple[str, ...]  # labels: a path, or a selector's label (see selectors)
@@ -61,6 +81,8 @@ class Spec:
     wait_timeout: float
     error_when_full: bool = False  # lvm's --errorwhenfull: fail writes at once, not queue
     selectors: tuple[Selector, ...] = ()  # the selector entries of devices
+    containerd: Containerd = Containerd()
+    overlay2: Overlay2 = Overlay2()
 
     @property
     def entries(self) -> tuple[str | Selector, ...]:
@@ -79,6 +101,15 @@ class Spec:
     @property
     def pool_path(self) -> str:
         return f"/dev/mapper/{self.pool_dm_name}"
+
+    @property
+    def lv_dm_name(self) -> str:
+        """docker-overlay2: device-mapper name of the dedicated LV."""
+        return dm_name(self.vg, self.overlay2.lv)
+
+    @property
+    def lv_path(self) -> str:
+        return f"/dev/mapper/{self.lv_dm_name}"
 
 
 @cache
@@ -241,6 +272,8 @@ def from_mapping(data: dict[str, Any]) -> Spec:
     if errors:
         raise ConfigError("invalid configuration:\n" + "\n".join(_describe(e) for e in errors))
     d = _fill_defaults(schema(), data)
+    if d["runtime"] == Runtime.DOCKER_OVERLAY2 and "data_percent" not in data:
+        d["data_percent"] = 100  # one LV, no pool to autoextend: the whole VG
     chunk = parse_size(d["chunk_size"])
     problem = chunk_size_problem(chunk)
     if problem:
@@ -279,7 +312,23 @@ def from_mapping(data: dict[str, Any]) -> Spec:
                 f"write it as {norm!r}",
             )
         labels.append(dev)
+    for section, owner in (("containerd", Runtime.CONTAINERD_DEVMAPPER),
+                           ("overlay2", Runtime.DOCKER_OVERLAY2)):  # fmt: skip
+        if section in data and d["runtime"] != owner:
+            raise ConfigError(
+                f"{CONFIG_KEY}.{section}: set, but runtime is {d['runtime']}; "
+                f"it applies to runtime {owner} only",
+                f"remove {section}, or set runtime: {owner}",
+            )
+    root = d["containerd"]["root_path"]
+    if posixpath.normpath(root) != root or root == "/":
+        raise ConfigError(
+            f"{CONFIG_KEY}.containerd.root_path: {root!r} is not a normalized directory path",
+            f"write it as {posixpath.normpath(root)!r} (and not /)",
+        )
     ae = d["autoextend"]
+    ct, o2 = d["containerd"], d["overlay2"]
+    size = o2.get("container_size")
     return Spec(
         runtime=Runtime(d["runtime"]),
         devices=tuple(labels),
@@ -294,6 +343,15 @@ def from_mapping(data: dict[str, Any]) -> Spec:
         wait_timeout=float(d["wait_timeout"]),
         error_when_full=d["error_when_full"],
         selectors=tuple(selectors),
+        containerd=Containerd(
+            root_path=ct["root_path"],
+            base_image_size=parse_size(ct["base_image_size"]),
+            async_remove=ct["async_remove"],
+            discard_blocks=ct["discard_blocks"],
+            fs_type=ct["fs_type"],
+            fs_options=ct["fs_options"],
+        ),
+        overlay2=Overlay2(lv=o2["lv"], container_size=parse_size(size) if size else None),
     )
 
 
@@ -339,4 +397,25 @@ def to_mapping(spec: Spec) -> dict[str, Any]:
         "wipe_signatures": spec.wipe_signatures,
         "wait_timeout": spec.wait_timeout,
         "error_when_full": spec.error_when_full,
+        **_runtime_mapping(spec),
     }
+
+
+def _runtime_mapping(spec: Spec) -> dict[str, Any]:
+    """The runtime's own section, for the runtime that has one."""
+    if spec.runtime is Runtime.CONTAINERD_DEVMAPPER:
+        c = spec.containerd
+        return {"containerd": {
+            "root_path": c.root_path,
+            "base_image_size": format_size(c.base_image_size),
+            "async_remove": c.async_remove,
+            "discard_blocks": c.discard_blocks,
+            "fs_type": c.fs_type,
+            "fs_options": c.fs_options,
+        }}  # fmt: skip
+    if spec.runtime is Runtime.DOCKER_OVERLAY2:
+        o: dict[str, Any] = {"lv": spec.overlay2.lv}
+        if spec.overlay2.container_size is not None:
+            o["container_size"] = format_size(spec.overlay2.container_size)
+        return {"overlay2": o}
+    return {}

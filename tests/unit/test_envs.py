@@ -26,7 +26,10 @@ def test_every_environment_renders_and_round_trips(name, tmp_path):
     doc = yaml.safe_load(user_data)
     assert set(doc) == {"direct_lvm"}
     assert spec.from_mapping(doc["direct_lvm"]) == env.spec
-    assert f"etc/lvm/profile/{env.spec.profile_name}.profile" in files
+    if env.spec.runtime is spec.Runtime.DOCKER_OVERLAY2:  # a plain LV: mount unit, no pool
+        assert "etc/systemd/system/var-lib-docker.mount" in files
+    else:
+        assert f"etc/lvm/profile/{env.spec.profile_name}.profile" in files
     assert main(["render", "--env", name, "--envs-dir", str(ENVS), "--out", str(tmp_path)]) == 0
     assert (tmp_path / "user-data.yaml").read_text() == user_data
 

@@ -3,7 +3,13 @@ from pathlib import Path
 
 import yaml
 
-from direct_lvm.image import ORDER_DROPIN, OUR_CFG, current_modules, image_setup
+from direct_lvm.image import (
+    CONTAINERD_ORDER_DROPIN,
+    ORDER_DROPIN,
+    OUR_CFG,
+    current_modules,
+    image_setup,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -23,8 +29,8 @@ def test_image_setup_registers_the_module_after_mounts(tmp_path):
     assert mods[mods.index("mounts") + 1] == ["direct_lvm", "always"]
     # the distribution's list is kept whole, in order
     assert [m for m in mods if m != ["direct_lvm", "always"]] == before
-    dropin = (root / ORDER_DROPIN).read_text()
-    assert "[Unit]\nAfter=cloud-init.service\n" in dropin
+    for path in (ORDER_DROPIN, CONTAINERD_ORDER_DROPIN):  # docker and containerd alike
+        assert "[Unit]\nAfter=cloud-init.service\n" in (root / path).read_text()
 
 
 def test_image_setup_is_idempotent(tmp_path):
@@ -50,4 +56,8 @@ def test_image_setup_follows_an_admin_override_in_cloud_cfg_d(tmp_path):
 def test_image_setup_creates_no_pool_and_runs_nothing(tmp_path):
     # the unit conftest fails any subprocess call: reaching here proves none ran
     written = image_setup(fake_root(tmp_path))
-    assert {p.relative_to(tmp_path).as_posix() for p in written} == {OUR_CFG, ORDER_DROPIN}
+    assert {p.relative_to(tmp_path).as_posix() for p in written} == {
+        OUR_CFG,
+        ORDER_DROPIN,
+        CONTAINERD_ORDER_DROPIN,
+    }
