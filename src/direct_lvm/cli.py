@@ -33,7 +33,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _print_plan(p: Plan, s: spec.Spec) -> None:
-    ref = f"{s.vg}/{s.pool}"
+    ref = s.ref
     for fact in p.facts:
         print(f"# {fact}")
     for note in p.notes:
@@ -77,7 +77,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         return 0
     for note in result.plan.notes:
         log.warning("warning: %s", note)
-    ref = f"{s.vg}/{s.pool}"
+    ref = s.ref
     if result.plan.empty:
         log.info("%s already matches the config; nothing changed (%.1f s)", ref, result.seconds)
     else:

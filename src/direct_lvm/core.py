@@ -503,7 +503,7 @@ def boot(mapping: dict[str, Any]) -> ApplyResult:
     except DirectLvmError:
         block_runtime_for_this_boot()
         raise
-    ref = f"{the_spec.vg}/{the_spec.pool}"
+    ref = the_spec.ref
     for note in result.plan.notes:
         log.warning("direct-lvm: %s", note)
     if result.plan.empty:

@@ -103,6 +103,12 @@ class Spec:
         return f"/dev/mapper/{self.pool_dm_name}"
 
     @property
+    def ref(self) -> str:
+        """vg/lv of the storage this config manages: the pool, or overlay2's LV."""
+        lv = self.overlay2.lv if self.runtime is Runtime.DOCKER_OVERLAY2 else self.pool
+        return f"{self.vg}/{lv}"
+
+    @property
     def lv_dm_name(self) -> str:
         """docker-overlay2: device-mapper name of the dedicated LV."""
         return dm_name(self.vg, self.overlay2.lv)

@@ -1,0 +1,309 @@
+"""containerd-devmapper and docker-overlay2: config merge, escaping, version gate, plans."""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from direct_lvm import OWNER_TAG, containerd, core, overlay2, spec
+from direct_lvm.errors import ConfigError, RefusedError
+from direct_lvm.plan import Action, Observed, plan
+from direct_lvm.plan_runtime import MOUNT_UNIT, MOUNT_UNIT_PATH, OURS
+from direct_lvm.probe import LV, PV, VG, LvmState
+from direct_lvm.render import systemd_unit_path, toml_str
+from direct_lvm.runtime import DOCKER_DROPIN, RestartMode, ServiceState
+
+DATA = Path(__file__).parent / "data"
+GIB = 1 << 30
+EXEC = "/usr/sbin/dockerd -H fd:// $DOCKER_OPTS"
+FRAG = containerd.FRAGMENT
+
+
+def ctd(version=(1, 6), active=False):
+    return ServiceState("containerd.service", True, version, "containerd 1.6.20~ds1-1", active)
+
+
+def docker26(active=False, cmdline=()):
+    return ServiceState("docker.service", True, (26, 1), "Docker 26.1.5+dfsg1-9+b9", active,
+                        tuple(cmdline), EXEC)  # fmt: skip
+
+
+def mkspec(**kw):
+    return spec.from_mapping({"devices": ["/dev/vdb"], **kw})
+
+
+# ------------------------------------------------------------------ containerd config
+
+
+def test_version_parsing_and_config_version():
+    assert containerd.parse_version("containerd 1.6.20~ds1-1+deb12u3") == (1, 6)
+    assert containerd.parse_version(
+        "containerd github.com/containerd/containerd v1.7.24 88bf19b2") == (1, 7)  # fmt: skip
+    assert containerd.parse_version("containerd 2.0.2-1") == (2, 0)
+    assert containerd.config_version((1, 7)) == 2
+    assert containerd.config_version((2, 0)) == 3
+    assert containerd.config_version(None) == 2
+
+
+def test_missing_config_gets_a_minimal_one_with_the_version_of_the_installed_containerd():
+    for installed, version in (((1, 6), 2), ((2, 1), 3)):
+        text, v = containerd.main_config(None, installed)
+        assert v == version
+        assert tomllib.loads(text) == {"version": version, "imports": [FRAG]}
+
+
+def test_distribution_config_gets_our_import_and_nothing_else_changes():
+    orig = (DATA / "containerd-config.toml-bookworm").read_text()
+    text, v = containerd.main_config(orig, (1, 6))
+    assert v == 2
+    assert text.endswith(orig)  # the original text is kept verbatim
+    assert tomllib.loads(text) == {**tomllib.loads(orig), "imports": [FRAG]}
+    assert containerd.main_config(text, (1, 6)) == (text, 2)  # idempotent
+
+
+def test_existing_multiline_imports_list_is_extended_in_place():
+    orig = (
+        "version = 2\nimports = [\n"
+        '  "/etc/a.toml", # a comment ] with a bracket\n'
+        "  '/etc/b].toml',\n]\n"
+        '[grpc]\n  address = "x"\n'
+    )
+    text, _ = containerd.main_config(orig, (1, 7))
+    data = tomllib.loads(text)
+    assert data["imports"] == ["/etc/a.toml", "/etc/b].toml", FRAG]
+    assert data["grpc"] == {"address": "x"}
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ('version = 2\n[plugins."io.containerd.snapshotter.v1.devmapper"]\npool_name = "x"\n',
+     "configures the devmapper snapshotter itself"),
+    ('[plugins.devmapper]\npool_name = "x"\n', "version 1 config"),
+    ('version = 2\ndisabled_plugins = ["io.containerd.snapshotter.v1.devmapper"]\n',
+     "disabled_plugins"),
+    ("version = 2\nimports = [\n", "not valid TOML"),
+])  # fmt: skip
+def test_configs_we_cannot_join_are_refused(text, needle):
+    with pytest.raises(ConfigError, match=needle):
+        containerd.main_config(text, (1, 6))
+
+
+def test_fragment_values_are_toml_escaped():
+    s = mkspec(
+        runtime="containerd-devmapper",
+        vg="c-d",
+        pool="p",
+        containerd={"fs_options": 'a"b\\c\n', "fs_type": "xfs", "async_remove": True},
+    )
+    frag = tomllib.loads(containerd.fragment(s, 2))
+    dm = frag["plugins"][containerd.PLUGIN]
+    assert frag["version"] == 2
+    assert dm["pool_name"] == "c--d-p"  # LVM's dash doubling
+    assert dm["fs_options"] == 'a"b\\c\n' and dm["fs_type"] == "xfs"
+    assert dm["async_remove"] is True and dm["base_image_size"] == str(10 * GIB)
+    plain = tomllib.loads(containerd.fragment(mkspec(runtime="containerd-devmapper"), 3))
+    assert "fs_type" not in plain["plugins"][containerd.PLUGIN]  # containerd's default
+
+
+def test_escaping_helpers():
+    for value in ['q"uote', "back\\slash", "nl\nand\x7f\x01"]:
+        assert tomllib.loads(f"k = {toml_str(value)}")["k"] == value
+    assert systemd_unit_path("/dev/mapper/containerd-thin--pool") == (
+        "dev-mapper-containerd\\x2dthin\\x2d\\x2dpool"
+    )
+
+
+def test_plugin_status_from_ctr_output():
+    out = ("TYPE                            ID          PLATFORMS      STATUS\n"
+           "io.containerd.snapshotter.v1    devmapper   linux/amd64    error\n"
+           "io.containerd.snapshotter.v1    overlayfs   linux/amd64    ok\n")  # fmt: skip
+    assert containerd.plugin_status(out) == "error"
+    assert containerd.plugin_status(out.replace("error", "ok   ")) == "ok"
+    assert containerd.plugin_status("") is None
+
+
+# ------------------------------------------------------------------ version gate
+
+
+def test_gate_per_runtime():
+    with pytest.raises(ConfigError, match="containerd, but it is not installed"):
+        core.check_runtime(mkspec(runtime="containerd-devmapper"), None,
+                           ServiceState("containerd.service", False))  # fmt: skip
+    with pytest.raises(ConfigError, match="need containerd >= 1.6.*'containerd 1.5"):
+        core.check_runtime(mkspec(runtime="containerd-devmapper", containerd={"fs_type": "xfs"}),
+                           None, ServiceState("containerd.service", True, (1, 5),
+                                              "containerd 1.5.9"))  # fmt: skip
+    core.check_runtime(mkspec(runtime="containerd-devmapper"), None, ctd())
+    with pytest.raises(ConfigError, match="docker-overlay2 needs Docker, but dockerd is not"):
+        core.check_runtime(mkspec(runtime="docker-overlay2"),
+                           ServiceState("docker.service", False))  # fmt: skip
+    core.check_runtime(mkspec(runtime="docker-overlay2"), docker26())
+    with pytest.raises(ConfigError, match="26.1.5.*removed in Docker 25.0") as e:
+        core.check_runtime(mkspec(), docker26())
+    assert "docker-overlay2" in str(e.value) and "containerd-devmapper" in str(e.value)
+
+
+def test_runtime_sections_belong_to_their_runtime():
+    with pytest.raises(ConfigError, match="overlay2: set, but runtime is docker-devicemapper"):
+        mkspec(overlay2={"lv": "x"})
+    with pytest.raises(ConfigError, match="root_path"):
+        mkspec(runtime="containerd-devmapper", containerd={"root_path": "/var/../x"})
+    assert mkspec(runtime="docker-overlay2").data_percent == 100
+    assert mkspec(runtime="docker-overlay2", data_percent=50).data_percent == 50
+    assert mkspec(runtime="containerd-devmapper").data_percent == 80
+
+
+# ------------------------------------------------------------------ containerd plans
+
+
+def test_containerd_blank_disk_plan(blank_disk):
+    s = mkspec(runtime="containerd-devmapper")
+    c = ctd()
+    files = core.desired_files(s, None, c, None)
+    obs = Observed(LvmState(), {"/dev/vdb": blank_disk()}, {}, containerd=c)
+    p = plan(s, obs, files)
+    argv0 = [st.argv[:2] if st.action is Action.RUN else ("write", st.path) for st in p.steps]
+    assert argv0 == [
+        ("write", "/etc/lvm/profile/docker-thinpool.profile"),
+        ("vgcreate", "--addtag"), ("lvcreate", "--yes"),
+        ("write", FRAG), ("write", containerd.CONFIG), ("write", containerd.DROPIN),
+        ("systemctl", "daemon-reload"), ("systemctl", "restart"),
+    ]  # fmt: skip
+    assert p.steps[-1].argv == ("systemctl", "restart", "containerd.service")
+    boot = plan(s, obs, files, restart=RestartMode.BOOT)  # containerd not running: no start
+    assert boot.steps[-1].argv == ("systemctl", "daemon-reload")
+
+
+def pool_lvm(s):
+    tag = frozenset({OWNER_TAG})
+    return LvmState(
+        pvs=(PV("/dev/vdb", "pv", s.vg, 4 * GIB, 4 * GIB),),
+        vgs=(VG(s.vg, "vg", 4 * GIB - (4 << 20), GIB, 4 << 20, 1023, 250, tag),),
+        lvs=(LV(s.vg, s.pool, "lv", "twi-a-tz--", 3 * GIB, 8 << 20, 0.0, 10.0, s.profile_name,
+                tag, "queue", "thin-pool", s.chunk_size, False, "monitored"),),
+    )  # fmt: skip
+
+
+def test_containerd_converged_plans_nothing_and_restarts_a_broken_plugin():
+    s = mkspec(runtime="containerd-devmapper")
+    c = ctd(active=True)
+    files = core.desired_files(s, None, c, None)
+    obs = Observed(pool_lvm(s), {}, dict(files), containerd=c, devmapper_status="ok")
+    assert plan(s, obs, files).empty
+    broken = Observed(pool_lvm(s), {}, dict(files), containerd=c, devmapper_status="error")
+    assert [st.argv for st in plan(s, broken, files).steps] == [
+        ("systemctl", "restart", "containerd.service")]  # fmt: skip
+    at_boot = plan(s, broken, files, restart=RestartMode.BOOT).steps
+    assert [st.argv for st in at_boot] == [
+        ("systemctl", "try-restart", "--no-block", "containerd.service")]  # fmt: skip
+
+
+# ------------------------------------------------------------------ docker-overlay2
+
+
+def o2spec(**kw):
+    return mkspec(runtime="docker-overlay2", **kw)
+
+
+def test_overlay2_blank_disk_plan(blank_disk):
+    s = o2spec(overlay2={"container_size": "2G"})
+    d = docker26()
+    files = core.desired_files(s, d)
+    assert set(files) == {MOUNT_UNIT_PATH, DOCKER_DROPIN}  # no pool: no LVM profile
+    obs = Observed(LvmState(), {"/dev/vdb": blank_disk()}, {}, docker=d)
+    p = plan(s, obs, files)
+    argv = [st.argv if st.action is Action.RUN else ("write", st.path) for st in p.steps]
+    assert argv == [
+        ("vgcreate", "--addtag", OWNER_TAG, "docker", "/dev/vdb"),
+        ("lvcreate", "--yes", "--type", "linear", "--name", "docker", "--extents", "100%VG",
+         "--addtag", OWNER_TAG, "docker"),
+        ("mkfs.xfs", "-q", "-n", "ftype=1", "/dev/mapper/docker-docker"),
+        ("write", MOUNT_UNIT_PATH), ("write", DOCKER_DROPIN),
+        ("systemctl", "daemon-reload"), ("systemctl", "enable", MOUNT_UNIT),
+        ("systemctl", "start", MOUNT_UNIT), ("systemctl", "restart", "docker.service"),
+    ]  # fmt: skip
+    assert "Options=defaults,prjquota" in files[MOUNT_UNIT_PATH]
+    assert "What=/dev/mapper/docker-docker" in files[MOUNT_UNIT_PATH]
+    assert "RequiresMountsFor=/var/lib/docker" in files[DOCKER_DROPIN]
+    assert "--storage-driver=overlay2 --storage-opt=overlay2.size=2147483648" in files[
+        DOCKER_DROPIN]  # fmt: skip
+    assert "prjquota" not in core.desired_files(o2spec(), d)[MOUNT_UNIT_PATH]
+
+
+def lv_lvm(s, attr="-wi-a-----"):
+    tag = frozenset({OWNER_TAG})
+    return LvmState(
+        pvs=(PV("/dev/vdb", "pv", s.vg, 4 * GIB, 4 * GIB),),
+        vgs=(VG(s.vg, "vg", 4 * GIB - (4 << 20), 0, 4 << 20, 1023, 0, tag),),
+        lvs=(LV(s.vg, s.overlay2.lv, "lv", attr, 4 * GIB - (4 << 20), 0, None, None, "", tag,
+                "", "linear"),),
+    )  # fmt: skip
+
+
+def converged_o2(s, **kw):
+    d = docker26(True, ["dockerd", "--storage-driver=overlay2"])
+    files = core.desired_files(s, d)
+    base = dict(lvm=lv_lvm(s), files=dict(files), docker=d, lv_signatures=("xfs",),
+                docker_root_mount=OURS, mount_enabled=True)  # fmt: skip
+    return Observed(**{**base, **kw}), files
+
+
+def test_overlay2_converged_plans_nothing():
+    s = o2spec()
+    obs, files = converged_o2(s)
+    assert plan(s, obs, files).empty
+    assert plan(s, obs, files, restart=RestartMode.BOOT).empty
+
+
+def test_overlay2_lv_without_filesystem_gets_mkfs_and_a_foreign_one_is_refused():
+    s = o2spec()
+    obs, files = converged_o2(s, lv_signatures=(), docker_root_mount="")
+    steps = [st.argv for st in plan(s, obs, files).steps]
+    assert steps[0] == ("mkfs.xfs", "-q", "-n", "ftype=1", "/dev/mapper/docker-docker")
+    obs, files = converged_o2(s, lv_signatures=("ext4",), docker_root_mount="")
+    with pytest.raises(RefusedError, match="holds ext4"):
+        plan(s, obs, files)
+    obs, files = converged_o2(s, lvm=lv_lvm(s, "twi-a-tz--"))
+    with pytest.raises(RefusedError, match="not a plain"):
+        plan(s, obs, files)
+
+
+def test_overlay2_takeover_moves_old_storage_aside():
+    s = o2spec()
+    obs, files = converged_o2(s, docker_root_mount="",
+                              docker_foreign=("/var/lib/docker/overlay2",),
+                              timestamp="20260101T000000Z")  # fmt: skip
+    argv = [st.argv for st in plan(s, obs, files).steps]
+    assert argv == [
+        ("systemctl", "stop", "docker.socket", "docker.service"),
+        ("mv", "--no-target-directory", "/var/lib/docker",
+         "/var/lib/docker.direct-lvm-backup-20260101T000000Z"),
+        ("systemctl", "start", MOUNT_UNIT),
+        ("systemctl", "restart", "docker.service"),
+    ]  # fmt: skip
+    boot = [st.argv for st in plan(s, obs, files, restart=RestartMode.BOOT).steps]
+    assert boot[-1] == ("systemctl", "start", "--no-block", "docker.service")
+
+
+def test_overlay2_refuses_another_mount_and_a_data_root():
+    s = o2spec()
+    obs, files = converged_o2(s, docker_root_mount="/dev/sdz1 (ext4)")
+    with pytest.raises(RefusedError, match="is a mount of /dev/sdz1"):
+        plan(s, obs, files)
+    obs, files = converged_o2(s, daemon_json='{"data-root": "/srv/docker"}')
+    with pytest.raises(ConfigError, match="data-root"):
+        plan(s, obs, files)
+
+
+def test_mountinfo_parsing():
+    info = (
+        "22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n"
+        "90 22 254:4 / /var/lib/docker rw,relatime shared:50 - xfs "
+        "/dev/mapper/docker-docker rw,attr2,inode64,prjquota\n"
+        "91 90 0:50 / /var/lib/docker/overlay2/x/merged rw - overlay overlay rw\n"
+        "92 22 0:51 / /mnt/with\\040space rw - tmpfs tmpfs rw\n"
+    )
+    m = overlay2.mount_at(info, "/var/lib/docker")
+    assert m is not None and m.devno == "254:4" and m.fstype == "xfs"
+    assert "prjquota" in m.options and m.source == "/dev/mapper/docker-docker"
+    assert overlay2.mount_at(info, "/mnt/with space") is not None
+    assert overlay2.mount_at(info, "/var/lib") is None
