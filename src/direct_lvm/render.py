@@ -53,23 +53,6 @@ def systemd_verbatim(value: object) -> str:
     return s
 
 
-def systemd_unit_path(value: object) -> str:
-    """The unit name systemd gives a path (as `systemd-escape --path`), without suffix:
-    /dev/mapper/a-b -> dev-mapper-a\\x2db."""
-    parts = [p for p in str(value).split("/") if p]
-    if not parts or any(p in (".", "..") for p in parts):
-        raise ValueError(f"not a normalized absolute path: {value!r}")
-    out = []
-    for i, c in enumerate("/".join(parts)):
-        if c == "/":
-            out.append("-")
-        elif c.isascii() and (c.isalnum() or c in ":_" or (c == "." and i > 0)):
-            out.append(c)
-        else:
-            out.extend(f"\\x{b:02x}" for b in c.encode())
-    return "".join(out)
-
-
 def lvm_int(value: object) -> str:
     str(value)  # an undefined value raises here (StrictUndefined), not as a type error
     if not isinstance(value, int) or isinstance(value, bool):
@@ -153,7 +136,6 @@ def environment() -> jinja2.Environment:
         systemd_arg=systemd_arg,
         systemd_value=systemd_value,
         systemd_verbatim=systemd_verbatim,
-        systemd_unit_path=systemd_unit_path,
         lvm_int=lvm_int,
         lvm_str=lvm_str,
         toml_str=toml_str,

@@ -10,7 +10,7 @@ from direct_lvm.errors import ConfigError, RefusedError
 from direct_lvm.plan import Action, Observed, plan
 from direct_lvm.plan_runtime import MOUNT_UNIT, MOUNT_UNIT_PATH, OURS
 from direct_lvm.probe import LV, PV, VG, LvmState
-from direct_lvm.render import systemd_unit_path, toml_str
+from direct_lvm.render import toml_str
 from direct_lvm.runtime import DOCKER_DROPIN, RestartMode, ServiceState
 
 DATA = Path(__file__).parent / "data"
@@ -87,6 +87,12 @@ def test_configs_we_cannot_join_are_refused(text, needle):
         containerd.main_config(text, (1, 6))
 
 
+def test_dropin_waits_for_the_pool_device_node():
+    s = mkspec(runtime="containerd-devmapper", vg="c-d", pool="p")
+    text = containerd.dropin(s)
+    assert "ExecStartPre=-udevadm wait --timeout=60 /dev/mapper/c--d-p\n" in text
+
+
 def test_fragment_values_are_toml_escaped():
     s = mkspec(
         runtime="containerd-devmapper",
@@ -107,9 +113,6 @@ def test_fragment_values_are_toml_escaped():
 def test_escaping_helpers():
     for value in ['q"uote', "back\\slash", "nl\nand\x7f\x01"]:
         assert tomllib.loads(f"k = {toml_str(value)}")["k"] == value
-    assert systemd_unit_path("/dev/mapper/containerd-thin--pool") == (
-        "dev-mapper-containerd\\x2dthin\\x2d\\x2dpool"
-    )
 
 
 def test_plugin_status_from_ctr_output():

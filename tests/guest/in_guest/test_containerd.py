@@ -50,9 +50,10 @@ def test_config_imports_fragment_and_keeps_the_rest(host):
     assert f'pool_name = "{POOL_DM}"' in dump
 
 
-def test_containerd_ordered_after_the_pool_device(host):
-    after = host.check_output("systemctl show -p After --value containerd.service")
-    assert "dev-mapper-containerd\\x2dthin\\x2d\\x2dpool.device" in after, after
+def test_containerd_waits_for_the_pool_device(host):
+    pre = host.check_output("systemctl show -p ExecStartPre --value containerd.service")
+    assert f"udevadm wait --timeout=60 /dev/mapper/{POOL_DM}" in pre, pre
+    assert "status=0/0" in pre.split("udevadm")[1], pre  # the wait found the pool
     assert host.run("systemd-analyze verify containerd.service").rc == 0
 
 

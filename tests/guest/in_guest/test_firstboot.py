@@ -81,11 +81,20 @@ def test_rendered_env_passes_cloud_init_schema_and_systemd_verify(host, env, tmp
     root = f"/job/rendered/{env}"
     r = host.run(f"cloud-init schema --config-file {root}/user-data.yaml")
     assert r.rc == 0 and "Valid cloud-config" in r.stdout, r.stdout + r.stderr
-    # the drop-ins, beside the real docker.service, through systemd's own parser
+    # the drop-ins beside the real units (and our mount unit), through systemd's parser
     units = tmp_path / "units"
-    (units / "docker.service.d").mkdir(parents=True)
-    host.check_output(f"cp /lib/systemd/system/docker.service {units}/")
-    host.check_output(f"cp {root}/etc/systemd/system/docker.service.d/*.conf "
-                      f"{units}/docker.service.d/")  # fmt: skip
-    r = host.run(f"SYSTEMD_UNIT_PATH={units}: systemd-analyze verify {units}/docker.service")
+    rendered = __import__("pathlib").Path(root) / "etc/systemd/system"
+    checked = []
+    for dropins in sorted(rendered.glob("*.service.d")):
+        unit = dropins.name.removesuffix(".d")
+        (units / dropins.name).mkdir(parents=True)
+        host.check_output(f"cp /lib/systemd/system/{unit} {units}/")
+        host.check_output(f"cp {dropins}/*.conf {units}/{dropins.name}/")
+        checked.append(unit)
+    for mount in rendered.glob("*.mount"):
+        host.check_output(f"cp {mount} {units}/")
+        checked.append(mount.name)
+    assert checked, f"no units rendered for {env}"
+    paths = " ".join(f"{units}/{u}" for u in checked)
+    r = host.run(f"SYSTEMD_UNIT_PATH={units}: systemd-analyze verify {paths}")
     assert r.rc == 0, r.stderr
