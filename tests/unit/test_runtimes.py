@@ -179,9 +179,10 @@ def test_containerd_blank_disk_plan(blank_disk):
 def pool_lvm(s):
     tag = frozenset({OWNER_TAG})
     return LvmState(
-        pvs=(PV("/dev/vdb", "pv", s.vg, 4 * GIB, 4 * GIB),),
-        vgs=(VG(s.vg, "vg", 4 * GIB - (4 << 20), GIB, 4 << 20, 1023, 250, tag),),
-        lvs=(LV(s.vg, s.pool, "lv", "twi-a-tz--", 3 * GIB, 8 << 20, 0.0, 10.0, s.profile_name,
+        pvs=(PV("/dev/vdb", "pv", s.vg, 4 * GIB, 4 * GIB - (4 << 20)),),
+        vgs=(VG(s.vg, "vg", 4 * GIB - (4 << 20), 201 * (4 << 20), 4 << 20, 1023, 201, tag),),
+        lvs=(LV(s.vg, s.pool, "lv", "twi-a-tz--", 818 * (4 << 20), 8 << 20, 0.0, 10.0,
+                s.profile_name,
                 tag, "queue", "thin-pool", s.chunk_size, False, "monitored"),),
     )  # fmt: skip
 
@@ -235,7 +236,7 @@ def test_overlay2_blank_disk_plan(blank_disk):
 def lv_lvm(s, attr="-wi-a-----"):
     tag = frozenset({OWNER_TAG})
     return LvmState(
-        pvs=(PV("/dev/vdb", "pv", s.vg, 4 * GIB, 4 * GIB),),
+        pvs=(PV("/dev/vdb", "pv", s.vg, 4 * GIB, 4 * GIB - (4 << 20)),),
         vgs=(VG(s.vg, "vg", 4 * GIB - (4 << 20), 0, 4 << 20, 1023, 0, tag),),
         lvs=(LV(s.vg, s.overlay2.lv, "lv", attr, 4 * GIB - (4 << 20), 0, None, None, "", tag,
                 "", "linear"),),
