@@ -69,6 +69,6 @@ def test_docker_run_with_the_size_limit(host):
     out = host.check_output("docker run --rm --network none dl/busybox sh -c 'echo ok'")
     assert out.strip() == "ok"
     # overlay2.size=1G from the config: the container's root is a 1 GiB quota
-    df = host.check_output("docker run --rm --network none dl/busybox df -k /").splitlines()
+    df = host.check_output("docker run --rm --network none dl/busybox busybox df -k /").splitlines()
     total_kib = int(df[-1].split()[1])
     assert 0 < total_kib <= 1024 * 1024, df
