@@ -92,12 +92,17 @@ EXIT_POOL_ALERT = 3
 
 def cmd_status(args: argparse.Namespace) -> int:
     pools = core.status()
+    lvs = core.volumes()
     alert = EXIT_POOL_ALERT if args.check and any(p["warnings"] for p in pools) else 0
     if args.json:
-        print(json.dumps({"pools": pools}, indent=2))
+        print(json.dumps({"pools": pools, "volumes": lvs}, indent=2))
         return alert
+    for v in lvs:  # docker-overlay2's LVs
+        where = f"mounted at {v['mounted_at']}" if v["mounted_at"] else "not mounted"
+        print(f"{v['vg']}/{v['lv']} ({v['dm_path']}): {human(v['size'])} plain LV, {where}")
     if not pools:
-        print("no thin pool managed by direct-lvm on this host")
+        if not lvs:
+            print("no thin pool managed by direct-lvm on this host")
         return 0
     for p in pools:
         left = p["extensions_left"]

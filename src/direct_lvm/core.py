@@ -411,6 +411,11 @@ def pv_identity(lvm: LvmState, vg: str, block: Block) -> list[dict[str, Any]]:
     return out
 
 
+def volumes() -> list[dict[str, Any]]:
+    """docker-overlay2's LVs and their mounts (status)."""
+    return overlay2.volumes(probe_lvm(), overlay2.read_mountinfo())
+
+
 def status(lvm: LvmState | None = None, block: Block | None = None) -> list[dict[str, Any]]:
     """One entry per thin pool in a VG direct-lvm owns, with its PVs' identity and the
     backups of docker's earlier storage that a takeover kept, and warnings when it is

@@ -16,6 +16,7 @@ from .render import render
 from .run import run
 from .runtime import DOCKER_DROPIN, DOCKER_ROOT
 from .spec import Spec
+from .units import dm_name
 
 MOUNTINFO = "/proc/self/mountinfo"
 
@@ -146,4 +147,19 @@ def _verify_docker() -> list[str]:
         out.append(f"docker storage driver {data.get('Driver')!r}, expected 'overlay2'")
     if data.get("DockerRootDir") != DOCKER_ROOT:
         out.append(f"Docker Root Dir {data.get('DockerRootDir')!r}, expected {DOCKER_ROOT!r}")
+    return out
+
+
+def volumes(lvm: LvmState, mountinfo: str) -> list[dict[str, object]]:
+    """docker-overlay2's LVs: plain LVs tagged direct_lvm in VGs direct-lvm owns, and
+    whether each is mounted at /var/lib/docker (for `direct-lvm status`)."""
+    out: list[dict[str, object]] = []
+    owned = {vg.name for vg in lvm.vgs if vg.owned}
+    root = mount_at(mountinfo, DOCKER_ROOT)
+    for lv in lvm.lvs:
+        if lv.vg in owned and lv.owned and lv.attr[:1] == "-":
+            dm = f"/dev/mapper/{dm_name(lv.vg, lv.name)}"
+            here = root is not None and root.devno == devno(dm)
+            out.append({"vg": lv.vg, "lv": lv.name, "dm_path": dm, "size": lv.size,
+                        "mounted_at": DOCKER_ROOT if here else None})  # fmt: skip
     return out

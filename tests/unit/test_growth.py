@@ -198,6 +198,7 @@ def test_status_check_exit_code(monkeypatch, capsys):
 
     full = [{**entry(data_percent=90.0), "warnings": ["docker/thinpool data is 90% full"]}]
     monkeypatch.setattr(core, "status", lambda: full)
+    monkeypatch.setattr(core, "volumes", lambda: [])  # docker-overlay2's LVs: none here
     assert cli.main(["status", "--json", "--check"]) == cli.EXIT_POOL_ALERT == 3
     assert cli.main(["status", "--json"]) == 0
     monkeypatch.setattr(core, "status", lambda: [{**full[0], "warnings": []}])

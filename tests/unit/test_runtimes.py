@@ -311,3 +311,13 @@ def test_mountinfo_parsing():
     assert "prjquota" in m.options and m.source == "/dev/mapper/docker-docker"
     assert overlay2.mount_at(info, "/mnt/with space") is not None
     assert overlay2.mount_at(info, "/var/lib") is None
+
+
+def test_status_lists_overlay2_volumes_and_their_mount():
+    s = o2spec()
+    lvm = lv_lvm(s)
+    info = "90 22 254:4 / /var/lib/docker rw - xfs /dev/mapper/docker-docker rw,prjquota\n"
+    (v,) = overlay2.volumes(lvm, info)
+    assert (v["vg"], v["lv"], v["dm_path"]) == ("docker", "docker", "/dev/mapper/docker-docker")
+    assert v["mounted_at"] is None  # no such device node on the test host: not ours
+    assert overlay2.volumes(pool_lvm(mkspec(runtime="containerd-devmapper")), info) == []
