@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import OWNER_TAG
 from .run import run
+from .units import human
 
 log = logging.getLogger("direct_lvm")
 
@@ -244,13 +244,6 @@ def resolve(path: str) -> str:
     return os.path.realpath(path)
 
 
-def is_block_device(path: str) -> bool:
-    try:
-        return stat.S_ISBLK(os.stat(path).st_mode)
-    except OSError:
-        return False
-
-
 BY_ID_DIR = "/dev/disk/by-id"
 
 
@@ -278,8 +271,6 @@ def probe_block() -> Block:
 
 def seen_devices(tree: dict[str, BlockDevice]) -> str:
     """The disks and partitions seen, for an error message: name, size, serial."""
-    from .units import human
-
     parts = [
         f"{d.real} ({human(d.size)} {d.type}"
         + (f", serial {d.serial}" if d.serial else "")
