@@ -245,3 +245,24 @@ def test_render_round_trips_selectors(tmp_path):
             doc = yaml.safe_load(doc["write_files"][0]["content"])
         s = spec.from_mapping(doc["direct_lvm"])
         assert s.devices == ("serial=vol-0abc", "first_empty", "/dev/vdb")
+
+
+def test_captured_guest_with_nvme_and_every_refused_kind():
+    """lsblk captured at the end of the devices guest test (tests/guest/test_guest_devices.py)."""
+    tree = parse_lsblk((DATA / "lsblk-bookworm-devices.json").read_text())
+    nvme = tree["/dev/nvme0n1"]
+    assert nvme.serial == "dl-nvme" and nvme.wwn.startswith("nvme.1b36-")
+    assert tree["/dev/vdk"].read_only and tree["/dev/vdc"].holders == ("/dev/vdc1",)
+    pv_vgs = {"/dev/vdd": "foreign", "/dev/vdg": "fe", "/dev/vdl": "late", "/dev/nvme0n1": "nv"}
+    (c,) = select(entries({"wwn": nvme.wwn.upper()}), tree, {}, {}, pv_vgs, "nv").chosen
+    assert (c.real, c.ours) == ("/dev/nvme0n1", True)
+    (c,) = select(entries({"first_empty": True}), tree, {}, {}, pv_vgs, "new").chosen
+    assert c.real == "/dev/vdh"  # the 32M disk: the only blank one before vdi, vdj, vdk
+    skipped = [
+        "/dev/vdd a PV of VG foreign",
+        "/dev/vdf has a swap signature",
+        "/dev/vdc has a gpt partition table (/dev/vdc1)",
+        "/dev/vdg a PV of VG fe",
+    ]
+    for why in skipped:
+        assert why in c.reason
