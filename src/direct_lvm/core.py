@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from . import OWNER_TAG, containerd, overlay2
 from .discover import find_devices
 from .errors import ConfigError, DirectLvmError, VerifyError
@@ -464,16 +466,40 @@ def status(lvm: LvmState | None = None, block: Block | None = None) -> list[dict
 # ------------------------------------------------------------------ boot (cloud-init)
 
 
-def block_runtime_for_this_boot() -> None:
-    """After a failure at boot: keep docker from starting on storage other than the pool
+def runtime_units(mapping: object) -> tuple[str, ...]:
+    """The units to hold back when the config for `mapping` failed: the configured
+    runtime's, read leniently (the config may be the thing that is broken); docker's
+    when the runtime cannot be told."""
+    raw = mapping.get("runtime") if isinstance(mapping, dict) else None
+    if raw == Runtime.CONTAINERD_DEVMAPPER:
+        return (containerd.CONTAINERD_UNIT,)
+    return DOCKER_UNITS
+
+
+DOCKER_UNITS = ("docker.service", "docker.socket")
+
+
+def _lenient_yaml(text: str) -> object:
+    """The direct_lvm mapping of a config file that failed validation, if YAML can read
+    it at all (only to tell which runtime to hold back)."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    return doc.get(CONFIG_KEY, doc) if isinstance(doc, dict) else None
+
+
+def block_runtime_for_this_boot(units: tuple[str, ...] = DOCKER_UNITS) -> None:
+    """After a failure at boot: keep the runtime from starting on storage other than ours
     (masked in /run only, so the next boot tries again)."""
-    run(["systemctl", "mask", "--runtime", "docker.service", "docker.socket"],
-        changes=True, check=False)  # fmt: skip
+    run(["systemctl", "mask", "--runtime", *units], changes=True, check=False)
+    names = " ".join(units)
     log.error(
-        "direct-lvm: docker.service and docker.socket are masked for this boot so docker "
-        "does not start on other storage; after fixing the cause, run "
-        "`direct-lvm apply` with the same config, or reboot "
-        "(systemctl unmask --runtime docker.service docker.socket lifts the mask)"
+        "direct-lvm: %s masked for this boot so the runtime does not start on other "
+        "storage; after fixing the cause, run `direct-lvm apply` with the same config, or "
+        "reboot (systemctl unmask --runtime %s lifts the mask)",
+        names,
+        names,
     )
 
 
@@ -494,7 +520,7 @@ def boot_config(cloud_config: dict[str, Any], path: str = BOOT_CONFIG_FILE) -> A
     try:
         return parse_text(text, path)
     except DirectLvmError:
-        block_runtime_for_this_boot()
+        block_runtime_for_this_boot(runtime_units(_lenient_yaml(text)))
         raise
 
 
@@ -506,7 +532,7 @@ def boot(mapping: dict[str, Any]) -> ApplyResult:
         the_spec = spec_from_mapping(mapping)
         result = apply(the_spec, restart=RestartMode.BOOT)
     except DirectLvmError:
-        block_runtime_for_this_boot()
+        block_runtime_for_this_boot(runtime_units(mapping))
         raise
     ref = the_spec.ref
     for note in result.plan.notes:

@@ -26,20 +26,20 @@ def test_nothing_configured(tmp_path):
 
 def test_broken_file_blocks_docker_and_raises(tmp_path, monkeypatch):
     blocked = []
-    monkeypatch.setattr(core, "block_runtime_for_this_boot", lambda: blocked.append(True))
+    monkeypatch.setattr(core, "block_runtime_for_this_boot", lambda units: blocked.append(units))
     f = tmp_path / "config.yaml"
     f.write_text("direct_lvm: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         core.boot_config({}, str(f))
-    assert blocked == [True]
+    assert blocked == [core.DOCKER_UNITS]
 
 
 def test_boot_with_bad_config_blocks_docker_and_raises(monkeypatch):
     blocked = []
-    monkeypatch.setattr(core, "block_runtime_for_this_boot", lambda: blocked.append(True))
+    monkeypatch.setattr(core, "block_runtime_for_this_boot", lambda units: blocked.append(units))
     with pytest.raises(ConfigError, match="data_percent"):
         core.boot({"devices": ["/dev/vdb"], "data_percent": 150})
-    assert blocked == [True]
+    assert blocked == [core.DOCKER_UNITS]
 
 
 def test_applies_wait_for_each_other(tmp_path, caplog):
@@ -55,3 +55,29 @@ def test_applies_wait_for_each_other(tmp_path, caplog):
             assert "waiting for another direct-lvm run" in caplog.text
     t.join(5)
     assert entered.is_set()  # ...and goes on once the first is done
+
+
+def test_a_failed_containerd_boot_holds_back_containerd_not_docker(monkeypatch):
+    blocked = []
+    monkeypatch.setattr(core, "block_runtime_for_this_boot", lambda units: blocked.append(units))
+    with pytest.raises(ConfigError, match="data_percent"):
+        core.boot({"runtime": "containerd-devmapper", "devices": ["/dev/vdb"],
+                   "data_percent": 150})  # fmt: skip
+    assert blocked == [("containerd.service",)]
+
+
+def test_a_broken_file_naming_containerd_holds_back_containerd(tmp_path, monkeypatch):
+    blocked = []
+    monkeypatch.setattr(core, "block_runtime_for_this_boot", lambda units: blocked.append(units))
+    f = tmp_path / "config.yaml"
+    f.write_text("direct_lvm:\n  runtime: containerd-devmapper\n  devices: /dev/vdb\n")
+    with pytest.raises(ConfigError):
+        core.boot(core.boot_config({}, str(f)))
+    assert blocked == [("containerd.service",)]
+
+
+@pytest.mark.parametrize(
+    "mapping", [None, [], {"runtime": 7}, {"runtime": "docker-overlay2"}, {"devices": []}]
+)
+def test_runtime_units_default_to_docker(mapping):
+    assert core.runtime_units(mapping) == core.DOCKER_UNITS
