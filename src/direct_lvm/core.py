@@ -140,7 +140,7 @@ def observe(
     spec: Spec, *, restart: RestartMode = RestartMode.NOW, wait: bool = True
 ) -> tuple[Observed, dict[str, str]]:
     """Probe what the plan needs: one lvm call; devices only when not yet ours; the
-    runtime's state only when apply may (re)start it. A runtime that is not installed is
+    runtime's unit and state (one systemctl call). A runtime that is not installed is
     refused here, before any disk is looked at."""
     docker: ServiceState | None = None
     ctd: ServiceState | None = None
@@ -159,7 +159,9 @@ def observe(
             mount, foreign = overlay2.docker_root_state(spec)
         else:
             foreign = foreign_storage()
-        docker = probe_docker(service_state=restart is not RestartMode.NEVER or bool(foreign))
+        # always (one systemctl call): even --no-restart must know whether systemd still
+        # has to read a drop-in an interrupted run wrote (NeedDaemonReload)
+        docker = probe_docker(service_state=True)
         if not docker.installed or spec.runtime is Runtime.DOCKER_OVERLAY2:
             check_runtime(spec, docker)
     found = find_devices(spec, wait=wait)
