@@ -47,6 +47,14 @@ cols=$(python3 -c 'from direct_lvm.probe import LSBLK_COLUMNS as c; print(c)')
 lsblk --json --bytes --paths -o "$cols" > /job/out/lsblk.json 2>&1
 journalctl -b --no-pager > /job/out/journal.txt 2>&1
 cp /var/log/cloud-init.log /job/out/ 2>/dev/null
+if [ -f /job/after.sh ]; then
+  # the results are on the job disk before after.sh (which may power the guest off)
+  echo "$rc" > /job/out/rc
+  sync
+  bash -x /job/after.sh > /job/out/after.log 2>&1
+  echo "after.sh returned (exit $?) instead of powering the guest off"
+  exit 97
+fi
 exit $rc
 """
 
@@ -126,14 +134,18 @@ def run_suites(
     facts: dict[str, object] | None = None,
     *,
     prep: str | None = None,
+    after: str | None = None,
     files: dict[str, Path] | None = None,
     during: Callable[[RunningJob], None] | None = None,
+    timeout: float | None = None,
     **kw: object,
 ) -> SuiteRun:
     """Boot once: install the wheel, run `prep` (a shell script) if given, then the
-    in-guest suites. `files` are copied into the job (name -> file or directory).
-    `during(job)` runs on the host while the guest runs (e.g. to hot-plug a disk when
-    the guest prints a line); start the job with qmp=True for that."""
+    in-guest suites, then `after` (a shell script run once the results are written and
+    synced; it may power the guest off). `files` are copied into the job (name -> file
+    or directory). `during(job)` runs on the host while the guest runs (e.g. to hot-plug
+    a disk when the guest prints a line); start the job with qmp=True for that.
+    `timeout` raises DL_GUEST_TIMEOUT for a long boot."""
     job = work / "job"
     (job / "dist").mkdir(parents=True)
     (job / "out").mkdir()
@@ -147,10 +159,12 @@ def run_suites(
             shutil.copy(src, job / name)
     if prep is not None:
         (job / "prep.sh").write_text(prep)
+    if after is not None:
+        (job / "after.sh").write_text(after)
     (job / "facts.json").write_text(json.dumps(facts or {}))
     paths = " ".join(f"/job/in_guest/{s}.py" for s in suites)
     (job / "job.sh").write_text(JOB_SH.replace("{suites}", paths))
-    timeout = float(os.environ.get("DL_GUEST_TIMEOUT", "900"))
+    timeout = max(float(os.environ.get("DL_GUEST_TIMEOUT", "900")), timeout or 0)
     opts: dict[str, object] = dict(out_dir=work / "out", disks=disks, timeout=timeout, **kw)
     if during is None:
         result = run_job(image, job, **opts)  # type: ignore[arg-type]

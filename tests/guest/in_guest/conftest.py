@@ -37,3 +37,15 @@ def cloud_init_settled(host):
 
     wait_for_cloud_init(host)
     wait_for_docker(host)
+
+
+def pytest_runtest_logreport(report):
+    """A failure's report also goes to the kernel log, so it shows on the console while
+    the guest still runs (the junit report only comes back when the boot ends)."""
+    if report.failed:
+        try:
+            with open("/dev/kmsg", "w") as kmsg:
+                for line in str(report.longrepr).splitlines()[-60:]:
+                    kmsg.write(f"dl-test: {report.nodeid}: {line[:900]}\n")
+        except OSError:
+            pass
