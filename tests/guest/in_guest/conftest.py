@@ -40,12 +40,12 @@ def cloud_init_settled(host):
 
 
 def pytest_runtest_logreport(report):
-    """A failure's report also goes to the kernel log, so it shows on the console while
-    the guest still runs (the junit report only comes back when the boot ends)."""
+    """A failure's report also goes to the console, so it shows on the host while the
+    guest still runs (the junit report only comes back when the boot ends)."""
     if report.failed:
         try:
-            with open("/dev/kmsg", "w") as kmsg:
+            with open("/dev/console", "w") as console:
                 for line in str(report.longrepr).splitlines()[-60:]:
-                    kmsg.write(f"dl-test: {report.nodeid}: {line[:900]}\n")
+                    console.write(f"dl-test: {report.nodeid}: {line[:900]}\n")
         except OSError:
             pass

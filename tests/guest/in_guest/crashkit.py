@@ -34,7 +34,8 @@ def sh(cmd, check=True, env=None):
 
 
 def cfg(name):
-    return f"{CONFIGS}/{name}.yaml"
+    """A config of /job/configs by name, or a path."""
+    return name if name.startswith("/") else f"{CONFIGS}/{name}.yaml"
 
 
 def apply(name, *args, crash_after=None):
@@ -171,12 +172,12 @@ def diff(a, b, path=""):
 
 
 def log(msg):
-    """To stdout (the test's captured output) and the kernel log (the console, live)."""
+    """To stdout (the test's captured output) and the console (seen live on the host)."""
     print(msg, flush=True)
     try:
-        with open("/dev/kmsg", "w") as kmsg:
+        with open("/dev/console", "w") as console:
             for line in str(msg).splitlines():
-                kmsg.write(f"dl-test: {line[:900]}\n")
+                console.write(f"dl-test: {line[:900]}\n")
     except OSError:
         pass
 

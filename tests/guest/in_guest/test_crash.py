@@ -75,39 +75,54 @@ def _every_k(name, config, steps, reference, prepare, args=(), ks=None):
 # ------------------------------------------------------------------ growth plan
 
 
+GROW_IMG = "/var/tmp/dl-grow.img"
+GROW_LOOP = "/dev/loop7"  # fixed, so every k sees the same PV name
+PRE_CFG = "/var/tmp/dl-pregrow.yaml"
+GROW_CFG = "/var/tmp/dl-grow.yaml"
+
+
 def _pre_growth():
-    """crash.yaml's pool on a 1 GiB PV of dl-a (the device is 3 GiB: it 'grew'), docker
-    stopped with no storage of its own (so the growth plan is the LVM steps only)."""
+    """crash.yaml's settings on a 1 GiB loop device, then its backing file grown to
+    3 GiB (what a resized cloud volume looks like to LVM); docker stopped with no storage
+    of its own (so the growth plan is the LVM steps only). grow's config adds dl-b."""
     snapshot_pristine_docker()
     reset_system(start_docker=False)
     sh(["rm", "-rf", "/var/lib/docker"])
-    a = os.path.realpath(DISKS[0])
-    sh(["vgcreate", "--yes", "--addtag", "direct_lvm", "docker", a])
-    sh(["pvresize", "--yes", "--setphysicalvolumesize", "1G", a])
-    pv = json.loads(sh(["pvs", "--reportformat", "json", "--units", "b", "--nosuffix", "-o",
-                        "pv_size,dev_size", a]).stdout)["report"][0]["pv"][0]  # fmt: skip
-    assert int(pv["pv_size"]) < 1 << 30 < int(pv["dev_size"]), pv
-    r = apply("crash", "--no-restart")
+    sh(["losetup", "-d", GROW_LOOP], check=False)
+    sh(["rm", "-f", GROW_IMG])
+    sh(["truncate", "-s", "1G", GROW_IMG])
+    sh(["modprobe", "loop"], check=False)
+    sh(["losetup", GROW_LOOP, GROW_IMG])
+    common = "  runtime: docker-devicemapper\n  error_when_full: {}\n  wait_timeout: 0\n"
+    Path(PRE_CFG).write_text(f"direct_lvm:\n  devices: [{GROW_LOOP}]\n"
+                             + common.format("true"))  # fmt: skip
+    Path(GROW_CFG).write_text(f"direct_lvm:\n  devices: [{GROW_LOOP}, {DISKS[1]}]\n"
+                              + common.format("false"))  # fmt: skip
+    r = apply(PRE_CFG, "--no-restart")
     assert r.returncode == 0, r.stderr
+    sh(["truncate", "-s", "3G", GROW_IMG])
+    sh(["losetup", "--set-capacity", GROW_LOOP])
 
 
 def test_growth_plan_every_crash_point_converges():
     _pre_growth()
-    steps = plan_steps("grow", "--no-restart")
+    steps = plan_steps(GROW_CFG, "--no-restart")
     cmds = [s["shell"].split()[0] for s in steps]
     assert cmds[:2] == ["pvresize", "vgextend"] and "lvextend" in cmds, steps
     assert any(s["shell"].startswith("lvchange --errorwhenfull n") for s in steps), steps
-    r = apply("grow", "--no-restart")
+    r = apply(GROW_CFG, "--no-restart")
     assert r.returncode == 0, r.stderr
     reference = state()
     (vg,) = [v for rep in reference["lvm"] for v in rep["vg"] if v["vg_name"] == "docker"]
     (pool,) = [lv for rep in reference["lvm"] for lv in rep["lv"] if lv["lv_name"] == "thinpool"]
     assert int(vg["vg_extent_count"]) >= (3 << 30) // (4 << 20) - 2  # both disks, grown
     assert int(pool["lv_size"]) == int(vg["vg_extent_count"]) * 80 // 100 * (4 << 20)
-    again = apply("grow", "--no-restart")
+    again = apply(GROW_CFG, "--no-restart")
     assert again.returncode == 0 and "nothing changed" in again.stderr, again.stderr
-    failures = _every_k("growth", "grow", steps, reference, _pre_growth, ("--no-restart",))
+    failures = _every_k("growth", GROW_CFG, steps, reference, _pre_growth, ("--no-restart",))
     assert not failures, "\n\n".join(failures)
+    reset_system(start_docker=False)
+    sh(["losetup", "-d", GROW_LOOP])
 
 
 # ------------------------------------------------------------------ first-boot plan
