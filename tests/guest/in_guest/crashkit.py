@@ -20,6 +20,7 @@ PRISTINE = "/var/lib/dl-pristine-docker"  # docker's overlay2 storage before any
 PROFILE_GLOB = "/etc/lvm/profile/*.profile"
 DROPIN = "/etc/systemd/system/docker.service.d/direct-lvm.conf"
 BACKUPS = "/var/lib/docker.direct-lvm-backup-*"
+RECORD = "/var/lib/direct-lvm/devices.json"  # which device each devices entry chose
 CRASH_EXIT = 99
 # docker's own thin devices (not LVs): docker-<major>:<minor>-<inode>-<id|base|pool>
 DOCKER_DM = re.compile(r"^docker-\d+:\d+-\d+-")
@@ -103,7 +104,7 @@ def reset_system(vg="docker", disks=DISKS, start_docker=True):
         real = os.path.realpath(d)
         sh(["pvremove", "-ff", "-y", real], check=False)
         sh(["wipefs", "-a", real], check=False)
-    for f in [*glob.glob(PROFILE_GLOB), DROPIN]:
+    for f in [*glob.glob(PROFILE_GLOB), DROPIN, RECORD]:
         Path(f).unlink(missing_ok=True)
     sh("systemctl daemon-reload")
     sh(["rm", "-rf", "/var/lib/docker", *glob.glob(BACKUPS)])
@@ -136,7 +137,8 @@ def state(vg=None, docker_state=True):
     """The normalized system state the comparisons are made on (LVM: only `vg` if given;
     docker's service and storage unless docker_state is false)."""
     files = {f: Path(f).read_text() for f in sorted(glob.glob(PROFILE_GLOB))}
-    files[DROPIN] = Path(DROPIN).read_text() if Path(DROPIN).exists() else None
+    for f in (DROPIN, RECORD):
+        files[f] = Path(f).read_text() if Path(f).exists() else None
     active = sh("systemctl is-active docker.service", check=False).stdout.strip()
     # only ask a running dockerd: `docker info` would socket-activate a stopped one
     info = sh("docker info --format '{{json .}}'", check=False) if active == "active" else None

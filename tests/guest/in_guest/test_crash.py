@@ -141,7 +141,8 @@ def test_first_boot_plan_every_crash_point_converges():
     steps = plan_steps("crash", "--no-restart")
     shells = [s["shell"] for s in steps]
     expect = ["cat > /etc/lvm/profile", "vgcreate", "lvcreate", "lvchange --errorwhenfull y",
-              "mv ", "cat > /etc/systemd", "systemctl daemon-reload"]  # fmt: skip
+              "mv ", "cat > /etc/systemd", "systemctl daemon-reload",
+              "cat > /var/lib/direct-lvm/devices.json"]  # fmt: skip
     assert [next(w for w in expect if s.startswith(w)) for s in shells] == expect, shells
     r = apply("crash", "--no-restart")
     assert r.returncode == 0, r.stderr
@@ -159,10 +160,9 @@ def test_docker_stop_and_restart_crash_points_converge():
     reset_system()
     steps = plan_steps("crash")
     shells = [s["shell"] for s in steps]
-    assert shells[-1] == "systemctl restart docker.service", shells
-    ks = [k for k, sh_ in enumerate(shells, 1) if sh_.startswith("systemctl stop")]
-    assert len(ks) == 1, shells
-    ks.append(len(shells))
+    ks = [k for k, sh_ in enumerate(shells, 1)
+          if sh_.startswith(("systemctl stop", "systemctl restart"))]  # fmt: skip
+    assert len(ks) == 2, shells
     r = apply("crash")
     assert r.returncode == 0, r.stderr
     reference = state()
