@@ -162,12 +162,23 @@ def with_version(state: ServiceState) -> ServiceState:
     return replace(state, version=parse_docker_version(ver.stdout), version_text=ver.stdout.strip())
 
 
+def dropins_stale(unit: str, loaded: str, on_disk: list[str]) -> bool:
+    """True when the drop-ins systemd loaded (DropInPaths, space-separated) from
+    /etc/systemd/system/<unit>.d/ differ from the .conf files there: NeedDaemonReload
+    stays "no" for a drop-in directory that did not exist at the last load."""
+    prefix = f"/etc/systemd/system/{unit}.d/"
+    return {p for p in loaded.split() if p.startswith(prefix)} != set(on_disk)
+
+
 def _service_state(unit: str) -> tuple[bool, tuple[str, ...], bool]:
-    props = ("ActiveState", "MainPID", "NeedDaemonReload")
+    props = ("ActiveState", "MainPID", "NeedDaemonReload", "DropInPaths")
     argv = ["systemctl", "show", unit, *(a for p in props for a in ("-p", p))]
     show = parse_show(run(argv, check=False).stdout)
     active = show.get("ActiveState") == "active"
-    need_reload = show.get("NeedDaemonReload") == "yes"
+    on_disk = sorted(str(p) for p in Path(f"/etc/systemd/system/{unit}.d").glob("*.conf"))
+    need_reload = show.get("NeedDaemonReload") == "yes" or dropins_stale(
+        unit, show.get("DropInPaths", ""), on_disk
+    )
     pid = show.get("MainPID", "0")
     if not (active and pid.isdigit() and pid != "0"):
         return active, (), need_reload

@@ -220,3 +220,16 @@ def test_drop_in_written_but_not_reloaded_gets_the_reload_before_the_restart():
         ("systemctl", "daemon-reload"),
         ("systemctl", "restart", "docker.service"),
     ]
+
+
+def test_a_drop_in_systemd_has_not_loaded_is_stale():
+    from direct_lvm.runtime import dropins_stale
+
+    ours = "/etc/systemd/system/docker.service.d/direct-lvm.conf"
+    vendor = "/usr/lib/systemd/system/docker.service.d/x.conf"
+    every_service = "/etc/systemd/system/service.d/y.conf"
+    unit = "docker.service"
+    assert dropins_stale(unit, "", [ours])  # written, never loaded (a new .d directory)
+    assert dropins_stale(unit, ours, [])  # removed, still loaded
+    assert not dropins_stale(unit, f"{vendor} {every_service} {ours}", [ours])
+    assert not dropins_stale(unit, vendor, [])

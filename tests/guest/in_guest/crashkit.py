@@ -21,6 +21,7 @@ PROFILE_GLOB = "/etc/lvm/profile/*.profile"
 DROPIN = "/etc/systemd/system/docker.service.d/direct-lvm.conf"
 BACKUPS = "/var/lib/docker.direct-lvm-backup-*"
 RECORD = "/var/lib/direct-lvm/devices.json"  # which device each devices entry chose
+SYSTEMD_VIEW = "systemctl show -p NeedDaemonReload -p DropInPaths docker.service"
 CRASH_EXIT = 99
 # docker's own thin devices (not LVs): docker-<major>:<minor>-<inode>-<id|base|pool>
 DOCKER_DM = re.compile(r"^docker-\d+:\d+-\d+-")
@@ -154,7 +155,8 @@ def state(vg=None, docker_state=True):
         "lvm": lvm_state(vg),
         "files": files,
         "docker_active": active,
-        "need_daemon_reload": sh("systemctl show -p NeedDaemonReload docker.service").stdout,
+        # what systemd has loaded: a drop-in written but never loaded shows here
+        "systemd_view": sh(SYSTEMD_VIEW).stdout,
         "docker": docker,
         "docker_root": sorted(os.listdir("/var/lib/docker"))
         if Path("/var/lib/docker").is_dir() else None,
