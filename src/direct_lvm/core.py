@@ -22,13 +22,14 @@ from . import OWNER_TAG, containerd, overlay2
 from .discover import find_devices
 from .errors import ConfigError, DirectLvmError, VerifyError
 from .plan import DEVICE_RECORD, Action, Observed, Plan, Step, device_record, extension_room, plan
-from .plan_runtime import MOUNT_UNIT, MOUNT_WANTS
+from .plan_runtime import MOUNT_UNIT, MOUNT_WANTS, OURS
 from .probe import Block, LvmState, probe_block, probe_lvm
 from .render import render
 from .run import run
 from .runtime import (
     DAEMON_JSON,
     DOCKER_DROPIN,
+    DOCKER_ROOT,
     RestartMode,
     ServiceState,
     backups,
@@ -184,6 +185,7 @@ def observe(
         lv_signatures=overlay2.lv_signatures(spec, lvm) if thick else None,
         docker_root_mount=mount if thick else "",
         mount_enabled=thick and os.path.lexists(MOUNT_WANTS),
+        fs_bytes=overlay2.xfs_size(DOCKER_ROOT) if thick and mount == OURS else None,
     )
     return observed, files
 

@@ -3,8 +3,10 @@ is on our LV, the files that make docker use it, and the verification after appl
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +94,38 @@ def lv_signatures(spec: Spec, lvm: LvmState) -> tuple[str, ...] | None:
     if lv is None or not lv.active:
         return None
     return parse_wipefs(run(["wipefs", "--no-act", "--json", spec.lv_path]).stdout)
+
+
+# XFS_IOC_FSGEOMETRY_V1 = _IOR('X', 100, struct xfs_fsop_geom_v1): 112 bytes, starting
+# u32 blocksize, rtextsize, agblocks, agcount, logblocks, sectsize, inodesize, imaxpct,
+# then u64 datablocks (native byte order)
+XFS_IOC_FSGEOMETRY_V1 = 0x80705864
+XFS_GEOM_V1_SIZE = 112
+
+
+def parse_xfs_geometry(geom: bytes) -> int:
+    """The data section's size in bytes from a struct xfs_fsop_geom_v1."""
+    (blocksize,) = struct.unpack_from("=I", geom, 0)
+    (datablocks,) = struct.unpack_from("=Q", geom, 32)
+    return int(blocksize) * int(datablocks)
+
+
+def xfs_size(mountpoint: str) -> int | None:
+    """The size of the XFS mounted at `mountpoint`, as the kernel has it (an ioctl, no
+    command: a converged boot stays cheap). Not statvfs, which leaves out the internal
+    log, and not the on-disk superblock, which lags a growfs until the log is written
+    back. None when it cannot be read."""
+    try:
+        fd = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        geom = fcntl.ioctl(fd, XFS_IOC_FSGEOMETRY_V1, bytes(XFS_GEOM_V1_SIZE))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return parse_xfs_geometry(geom)
 
 
 def mount_options(spec: Spec) -> str:

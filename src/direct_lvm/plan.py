@@ -94,6 +94,7 @@ class Observed:
     lv_signatures: tuple[str, ...] | None = None
     docker_root_mount: str = ""
     mount_enabled: bool = False  # docker-overlay2: var-lib-docker.mount is enabled
+    fs_bytes: int | None = None  # docker-overlay2: the XFS's size per its superblock
 
 
 @dataclass
@@ -329,6 +330,7 @@ def plan(
 
     pool = lvm.lv(spec.vg, spec.pool)
     thick = spec.runtime is Runtime.DOCKER_OVERLAY2  # a plain LV, no thin pool
+    grow_fs = False  # docker-overlay2: its XFS must grow to the LV's size
     if vg is None:
         extent, extents = estimate_vg(observed.devices)
         sizing = size_pool(spec, extent, extents)
@@ -340,13 +342,13 @@ def plan(
             *(observed.devices[d].real for d in spec.devices),
         )  # fmt: skip
         if thick:
-            plan_lv(b, spec, observed, None, sizing.vg_bytes)
+            grow_fs = plan_lv(b, spec, observed, None, sizing.vg_bytes)
         else:
             _create_pool(b, spec, sizing)
     else:
         vg = grow_vg(b, spec, vg, lvm, list(observed.devices.values()))
         if thick:
-            plan_lv(b, spec, observed, vg, vg.extent_count * vg.extent_size)
+            grow_fs = plan_lv(b, spec, observed, vg, vg.extent_count * vg.extent_size)
         elif pool is None:
             sizing = size_pool(spec, vg.extent_size, vg.extent_count)
             sizing = _fit_existing(spec, vg, sizing)
@@ -356,7 +358,7 @@ def plan(
             _converge_pool(b, spec, vg, pool)
             grow_pool(b, spec, vg, pool, lvm)
 
-    plan_runtime(b, spec, observed, desired_files, restart=restart)
+    plan_runtime(b, spec, observed, desired_files, restart=restart, grow_fs=grow_fs)
     _record_choices(b, spec, observed)
     return Plan(tuple(b.steps), tuple(b.notes), tuple(b.facts))
 

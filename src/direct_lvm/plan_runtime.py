@@ -31,6 +31,8 @@ MOUNT_UNIT_PATH = f"/etc/systemd/system/{MOUNT_UNIT}"
 MOUNT_WANTS = f"/etc/systemd/system/local-fs.target.wants/{MOUNT_UNIT}"  # enabled
 OURS = "ours"  # Observed.docker_root_mount when /var/lib/docker is our LV
 MIN_XFS = 300 * MIB  # mkfs.xfs refuses smaller filesystems
+XFS_SLACK = 32 * MIB  # filesystem smaller than its LV by more: grow it
+MKFS = ("mkfs.xfs", "-q", "-n", "ftype=1")
 
 
 def _changed_files(b: _Builder, observed: Observed, desired: Mapping[str, str],
@@ -83,13 +85,14 @@ def plan_runtime(
     desired_files: Mapping[str, str],
     *,
     restart: RestartMode,
+    grow_fs: bool = False,
 ) -> None:
     if spec.runtime is Runtime.DOCKER_DEVICEMAPPER:
         _plan_devicemapper(b, spec, observed, desired_files, restart=restart)
     elif spec.runtime is Runtime.CONTAINERD_DEVMAPPER:
         _plan_containerd(b, observed, desired_files, restart=restart)
     else:
-        _plan_overlay2(b, spec, observed, desired_files, restart=restart)
+        _plan_overlay2(b, spec, observed, desired_files, restart=restart, grow_fs=grow_fs)
 
 
 def _plan_devicemapper(
@@ -173,13 +176,15 @@ def _plan_containerd(
 # ------------------------------------------------------------------ docker-overlay2
 
 
-def plan_lv(b: _Builder, spec: Spec, observed: Observed, vg: VG | None, vg_bytes: int) -> None:
+def plan_lv(b: _Builder, spec: Spec, observed: Observed, vg: VG | None, vg_bytes: int) -> bool:
     """docker-overlay2's thick LV and its XFS. A new LV gets mkfs; an existing one only
-    when it has no signature at all (a run that stopped between lvcreate and mkfs)."""
+    when it has no signature at all (a run that stopped between lvcreate and mkfs). An
+    existing LV grows to data_percent of the (grown) VG, never shrinks. Returns whether
+    its XFS must grow to the LV's size (done once the LV is mounted: plan_runtime)."""
     name = spec.overlay2.lv
     ref = f"{spec.vg}/{name}"
     lv = observed.lvm.lv(spec.vg, name) if vg is not None else None
-    if lv is None:
+    if lv is None or vg is None:
         size = vg_bytes * spec.data_percent // 100
         if size < MIN_XFS:
             raise RefusedError(
@@ -199,28 +204,47 @@ def plan_lv(b: _Builder, spec: Spec, observed: Observed, vg: VG | None, vg_bytes
             "lvcreate", "--yes", "--type", "linear", "--name", name,
             "--extents", f"{spec.data_percent}%VG", "--addtag", OWNER_TAG, spec.vg,
         )  # fmt: skip
-        sigs: tuple[str, ...] | None = ()
-    else:
-        if lv.attr[:1] != "-":
-            raise RefusedError(
-                f"{ref} exists but is not a plain (linear) LV (lv_attr {lv.attr})",
-                "choose another overlay2.lv name, or remove that LV if its data is not needed",
-            )
-        if not lv.owned:
-            b.run(f"{ref} lacks the {OWNER_TAG} tag", "lvchange", "--addtag", OWNER_TAG, ref)
-        if not lv.active:
-            b.run(f"{ref} is not active", "lvchange", "--activate", "y", ref)
-        sigs = observed.lv_signatures
-    if sigs == ():
-        # without -f, mkfs.xfs itself refuses a device that holds a filesystem
-        b.run(f"{ref} has no filesystem", "mkfs.xfs", "-q", "-n", "ftype=1", spec.lv_path)
-    elif sigs is not None and sigs != ("xfs",):
+        b.run(f"{ref} has no filesystem", *MKFS, spec.lv_path)
+        return False
+    if lv.attr[:1] != "-":
+        raise RefusedError(
+            f"{ref} exists but is not a plain (linear) LV (lv_attr {lv.attr})",
+            "choose another overlay2.lv name, or remove that LV if its data is not needed",
+        )
+    if not lv.owned:
+        b.run(f"{ref} lacks the {OWNER_TAG} tag", "lvchange", "--addtag", OWNER_TAG, ref)
+    if not lv.active:
+        b.run(f"{ref} is not active", "lvchange", "--activate", "y", ref)
+    sigs = observed.lv_signatures
+    if sigs is not None and sigs not in ((), ("xfs",)):
         raise RefusedError(
             f"{ref} holds {', '.join(sigs)}, not the XFS docker-overlay2 uses; refusing to "
             "format it",
             f"check what is on it (wipefs --no-act {spec.lv_path}); if its data is not "
             f"needed, wipefs --all {spec.lv_path} and apply again",
         )
+    ext = vg.extent_size
+    have, want = lv.size // ext, vg.extent_count * spec.data_percent // 100
+    grow = min(want - have, vg.free_count)
+    if grow > 0:
+        b.run(
+            f"{ref} is {human(lv.size)}; data_percent {spec.data_percent} of the "
+            f"{human(vg.size)} volume group is {human(want * ext)}",
+            "lvextend", "--extents", str(have + grow), ref,
+        )  # fmt: skip
+    elif have > want:
+        b.facts.append(
+            f"{ref} is {human(lv.size)}, above data_percent {spec.data_percent} of the VG "
+            f"({human(want * ext)}); an LV never shrinks, left as it is"
+        )
+    if sigs == ():
+        # without -f, mkfs.xfs itself refuses a device that holds a filesystem
+        b.run(f"{ref} has no filesystem", *MKFS, spec.lv_path)
+        return False
+    # a run stopped between lvextend and xfs_growfs left the filesystem smaller than the
+    # LV; mkfs and growfs may leave up to one minimal allocation group (16 MiB) unused
+    behind = observed.fs_bytes is not None and lv.size - observed.fs_bytes > XFS_SLACK
+    return sigs == ("xfs",) and (grow > 0 or behind)
 
 
 def overlay2_args(spec: Spec) -> list[str]:
@@ -237,6 +261,7 @@ def _plan_overlay2(
     desired_files: Mapping[str, str],
     *,
     restart: RestartMode,
+    grow_fs: bool = False,
 ) -> None:
     docker = observed.docker
     _check_daemon_json(observed, ("data-root", "graph"))
@@ -271,6 +296,9 @@ def _plan_overlay2(
         stopped = stopped or _stop_docker(b, docker, "docker must stop for a remount")
         b.run("the mount options changed (XFS quotas need a fresh mount)",
               "systemctl", "restart", MOUNT_UNIT)  # fmt: skip
+    if grow_fs:  # XFS grows online, through its mount point
+        b.run(f"the XFS on {spec.lv_path} must grow to the LV's size", "xfs_growfs", "-d",
+              DOCKER_ROOT)  # fmt: skip
     if restart is RestartMode.NEVER or docker is None:
         return
     flags = overlay2_args(spec)

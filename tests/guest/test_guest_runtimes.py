@@ -1,8 +1,9 @@
 """Issue 5: runtimes beyond Docker 24. containerd-devmapper on bookworm (containerd 1.6)
-in one boot; on trixie (docker 26, containerd 1.7) an image baked with image-setup boots
-twice with three blank disks: docker-overlay2 through cloud-init (write_files carrier) on
-dl-data1, containerd-devmapper through the CLI on dl-data2, and docker-devicemapper
-refused on dl-data3 without touching it; the second boot must change nothing."""
+in one boot, which also grows a docker-overlay2 LV on a loop device; on trixie (docker
+26, containerd 1.7) an image baked with image-setup boots twice with three blank disks:
+docker-overlay2 through cloud-init (write_files carrier) on dl-data1,
+containerd-devmapper through the CLI on dl-data2, and docker-devicemapper refused on
+dl-data3 without touching it; the second boot must change nothing."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ TRIXIE_BOOT1 = ["test_overlay2", "test_refusal", "test_containerd"]
 def bookworm_containerd(guest_image, wheel, tmp_path_factory):
     work = tmp_path_factory.mktemp("ctd-bookworm")
     data = blank_disk(work / "data2.raw", "4G")
-    return run_suites(guest_image, wheel, work, ["test_containerd"],
+    return run_suites(guest_image, wheel, work, ["test_containerd", "test_overlay2_growth"],
                       disks=[Disk(data, serial="dl-data2")])  # fmt: skip
 
 
@@ -63,6 +64,11 @@ def trixie_boot2(wheel, trixie_instance, trixie_boot1, tmp_path_factory):
 
 @pytest.mark.parametrize("name", in_guest_tests("test_containerd"))
 def test_bookworm_containerd(bookworm_containerd, name):
+    bookworm_containerd.check(name)
+
+
+@pytest.mark.parametrize("name", in_guest_tests("test_overlay2_growth"))
+def test_bookworm_overlay2_growth(bookworm_containerd, name):
     bookworm_containerd.check(name)
 
 

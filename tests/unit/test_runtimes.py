@@ -321,3 +321,41 @@ def test_status_lists_overlay2_volumes_and_their_mount():
     assert (v["vg"], v["lv"], v["dm_path"]) == ("docker", "docker", "/dev/mapper/docker-docker")
     assert v["mounted_at"] is None  # no such device node on the test host: not ours
     assert overlay2.volumes(pool_lvm(mkspec(runtime="containerd-devmapper")), info) == []
+
+
+def test_overlay2_lv_grows_with_its_vg_and_its_xfs_follows_online():
+    s = o2spec()
+    lvm = lv_lvm(s)
+    grown = LvmState(pvs=(PV("/dev/vdb", "pv", s.vg, 8 * GIB, lvm.pvs[0].size),),
+                     vgs=lvm.vgs, lvs=lvm.lvs)  # fmt: skip
+    obs, files = converged_o2(s, lvm=grown, fs_bytes=4 * GIB - (4 << 20))
+    argv = [st.argv for st in plan(s, obs, files).steps]
+    assert argv == [
+        ("pvresize", "/dev/vdb"),
+        ("lvextend", "--extents", "2047", "docker/docker"),  # 100% of 8 GiB less 1 MiB
+        ("xfs_growfs", "-d", "/var/lib/docker"),
+    ]
+    # at boot too (the mount is up: local-fs.target), with no docker restart
+    assert [st.argv for st in plan(s, obs, files, restart=RestartMode.BOOT).steps] == argv
+    # half the VG: the LV already has more than that; it is never shrunk
+    half = o2spec(data_percent=50)
+    obs, files = converged_o2(half)
+    p = plan(half, obs, files)
+    assert p.empty
+    assert any("never shrinks" in f for f in p.facts)
+
+
+def test_overlay2_xfs_left_behind_by_a_stopped_run_is_grown():
+    s = o2spec()
+    lv_size = lv_lvm(s).lvs[0].size
+    for fs, steps in ((lv_size - (16 << 20), []),  # mkfs's unused tail: converged
+                      (lv_size - (512 << 20), [("xfs_growfs", "-d", "/var/lib/docker")])):
+        obs, files = converged_o2(s, fs_bytes=fs)
+        assert [st.argv for st in plan(s, obs, files).steps] == steps
+
+
+def test_xfs_geometry_size():
+    import struct
+
+    geom = struct.pack("=8IQ", 4096, 0, 65536, 4, 2560, 512, 512, 25, 262144).ljust(112, b"\0")
+    assert overlay2.parse_xfs_geometry(geom) == GIB
