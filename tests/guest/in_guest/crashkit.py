@@ -11,8 +11,9 @@ import os
 import re
 import shlex
 import subprocess
-import time
 from pathlib import Path
+
+from cloudinit_helpers import wait_for
 
 CONFIGS = os.environ.get("DL_CONFIGS", "/job/configs")
 DISKS = ("/dev/disk/by-id/virtio-dl-a", "/dev/disk/by-id/virtio-dl-b")
@@ -49,17 +50,6 @@ def apply(name, *args, crash_after=None):
 def plan_steps(name, *args):
     out = sh(["direct-lvm", "plan", "--json", *args, cfg(name)]).stdout
     return json.loads(out)["steps"]
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.3)
 
 
 def docker_answers():
