@@ -348,8 +348,10 @@ def test_overlay2_lv_grows_with_its_vg_and_its_xfs_follows_online():
 def test_overlay2_xfs_left_behind_by_a_stopped_run_is_grown():
     s = o2spec()
     lv_size = lv_lvm(s).lvs[0].size
-    for fs, steps in ((lv_size - (16 << 20), []),  # mkfs's unused tail: converged
-                      (lv_size - (512 << 20), [("xfs_growfs", "-d", "/var/lib/docker")])):
+    for fs, steps in (
+        (lv_size - (16 << 20), []),  # mkfs's unused tail: converged
+        (lv_size - (512 << 20), [("xfs_growfs", "-d", "/var/lib/docker")]),
+    ):
         obs, files = converged_o2(s, fs_bytes=fs)
         assert [st.argv for st in plan(s, obs, files).steps] == steps
 

@@ -38,8 +38,7 @@ def test_overlay2_on_a_loop_device(host):
     host.check_output(f"truncate -s 1G {BACKING}")
     STATE["loop"] = host.check_output(f"losetup --find --show {BACKING}").strip()
     CONFIG.write_text(
-        "direct_lvm:\n  runtime: docker-overlay2\n  vg: ovl\n"
-        f"  devices: [{STATE['loop']}]\n"
+        f"direct_lvm:\n  runtime: docker-overlay2\n  vg: ovl\n  devices: [{STATE['loop']}]\n"
     )
     r = apply(host)
     assert r.rc == 0, r.stderr
