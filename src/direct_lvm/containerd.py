@@ -5,10 +5,10 @@ config.toml is left as it is). Parsing and merging are pure; probing reads only.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import replace
 from typing import Any
 
+from ._compat import toml_loads
 from .errors import CommandError, ConfigError
 from .render import render, toml_str
 from .run import run
@@ -121,8 +121,8 @@ def dropin(spec: Spec) -> str:
 
 def _parse(text: str) -> dict[str, Any]:
     try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
+        return toml_loads(text)
+    except ValueError as e:
         raise ConfigError(f"{CONFIG} is not valid TOML: {e}", f"fix {CONFIG}") from None
 
 

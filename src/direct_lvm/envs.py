@@ -4,12 +4,12 @@ validated by the same schema as any config, rendered into every artifact for rev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import yaml
 
 from . import core, spec
+from ._compat import StrEnum
 from .errors import ConfigError
 from .image import CONTAINERD_ORDER_DROPIN, ORDER_DROPIN
 from .render import render

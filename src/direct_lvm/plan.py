@@ -7,10 +7,10 @@ import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from . import OWNER_TAG
+from ._compat import StrEnum
 from .devices import Choice
 from .errors import ConfigError, RefusedError
 from .growth import grow_pool, grow_vg

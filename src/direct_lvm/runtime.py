@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from pathlib import Path
 
+from ._compat import StrEnum
 from .errors import CommandError
 from .run import run
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import posixpath
 from dataclasses import dataclass
-from enum import StrEnum
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from ._compat import StrEnum
 from .devices import SELECTOR_KEYS as DEVICE_SELECTOR_KEYS
 from .devices import Selector
 from .errors import ConfigError
@@ -131,13 +131,13 @@ def _field_schema(path: list[str | int]) -> dict[str, Any]:
     node: dict[str, Any] = root
     for part in path:
         if "$ref" in node:
-            node = root["$defs"][node["$ref"].rsplit("/", 1)[1]]
+            node = root["definitions"][node["$ref"].rsplit("/", 1)[1]]
         if isinstance(part, int):
             node = node.get("items", {})
         else:
             for branch in node.get("anyOf", []):
                 if "$ref" in branch:
-                    branch = root["$defs"][branch["$ref"].rsplit("/", 1)[1]]
+                    branch = root["definitions"][branch["$ref"].rsplit("/", 1)[1]]
                 if part in branch.get("properties", {}):
                     node = branch
             node = node.get("properties", {}).get(part, {})
@@ -178,7 +178,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
         node = _field_schema(path)
         if len(path) == 2 and path[0] == "devices":
-            node = schema()["$defs"]["device_selector"]
+            node = schema()["definitions"]["device_selector"]
         allowed = sorted(node.get("properties", {}))
         instance: dict[str, Any] = error.instance  # type: ignore[assignment]
         extra = sorted(set(instance) - set(allowed))
@@ -273,7 +273,7 @@ def load_file(path: str | Path) -> Spec:
 
 
 def from_mapping(data: dict[str, Any]) -> Spec:
-    validator = jsonschema.Draft202012Validator(schema())
+    validator = jsonschema.Draft7Validator(schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         raise ConfigError("invalid configuration:\n" + "\n".join(_describe(e) for e in errors))

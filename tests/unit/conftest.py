@@ -1,5 +1,6 @@
 """Unit tests run pure logic only: any real subprocess call fails the test."""
 
+import logging
 import subprocess
 
 import pytest
@@ -13,6 +14,18 @@ def _forbidden(*args, **kwargs):
 def no_subprocess(monkeypatch):
     for name in ("run", "Popen", "call", "check_call", "check_output"):
         monkeypatch.setattr(subprocess, name, _forbidden)
+
+
+@pytest.fixture(autouse=True)
+def fresh_logger():
+    """cli.main gives the direct_lvm logger its own stderr handler and stops propagation;
+    undo that after each test, so a later test's caplog sees records (pytest 6, bullseye's,
+    does not reach a non-propagating logger) and no handler writes to a closed capture."""
+    yield
+    logger = logging.getLogger("direct_lvm")
+    logger.handlers[:] = []
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
 """containerd-devmapper and docker-overlay2: config merge, escaping, version gate, plans."""
 
-import tomllib
 from pathlib import Path
 
 import pytest
 
 from direct_lvm import OWNER_TAG, containerd, core, overlay2, spec
+from direct_lvm._compat import toml_loads
 from direct_lvm.errors import ConfigError, RefusedError
 from direct_lvm.plan import Action, Observed, plan
 from direct_lvm.plan_runtime import MOUNT_UNIT, MOUNT_UNIT_PATH, OURS
@@ -49,7 +49,7 @@ def test_missing_config_gets_a_minimal_one_with_the_version_of_the_installed_con
     for installed, version in (((1, 6), 2), ((2, 1), 3)):
         text, v = containerd.main_config(None, installed)
         assert v == version
-        assert tomllib.loads(text) == {"version": version, "imports": [FRAG]}
+        assert toml_loads(text) == {"version": version, "imports": [FRAG]}
 
 
 def test_distribution_config_gets_our_import_and_nothing_else_changes():
@@ -57,7 +57,7 @@ def test_distribution_config_gets_our_import_and_nothing_else_changes():
     text, v = containerd.main_config(orig, (1, 6))
     assert v == 2
     assert text.endswith(orig)  # the original text is kept verbatim
-    assert tomllib.loads(text) == {**tomllib.loads(orig), "imports": [FRAG]}
+    assert toml_loads(text) == {**toml_loads(orig), "imports": [FRAG]}
     assert containerd.main_config(text, (1, 6)) == (text, 2)  # idempotent
 
 
@@ -69,7 +69,7 @@ def test_existing_multiline_imports_list_is_extended_in_place():
         '[grpc]\n  address = "x"\n'
     )
     text, _ = containerd.main_config(orig, (1, 7))
-    data = tomllib.loads(text)
+    data = toml_loads(text)
     assert data["imports"] == ["/etc/a.toml", "/etc/b].toml", FRAG]
     assert data["grpc"] == {"address": "x"}
 
@@ -100,19 +100,19 @@ def test_fragment_values_are_toml_escaped():
         pool="p",
         containerd={"fs_options": 'a"b\\c\n', "fs_type": "xfs", "async_remove": True},
     )
-    frag = tomllib.loads(containerd.fragment(s, 2))
+    frag = toml_loads(containerd.fragment(s, 2))
     dm = frag["plugins"][containerd.PLUGIN]
     assert frag["version"] == 2
     assert dm["pool_name"] == "c--d-p"  # LVM's dash doubling
     assert dm["fs_options"] == 'a"b\\c\n' and dm["fs_type"] == "xfs"
     assert dm["async_remove"] is True and dm["base_image_size"] == str(10 * GIB)
-    plain = tomllib.loads(containerd.fragment(mkspec(runtime="containerd-devmapper"), 3))
+    plain = toml_loads(containerd.fragment(mkspec(runtime="containerd-devmapper"), 3))
     assert "fs_type" not in plain["plugins"][containerd.PLUGIN]  # containerd's default
 
 
 def test_escaping_helpers():
     for value in ['q"uote', "back\\slash", "nl\nand\x7f\x01"]:
-        assert tomllib.loads(f"k = {toml_str(value)}")["k"] == value
+        assert toml_loads(f"k = {toml_str(value)}")["k"] == value
 
 
 def test_plugin_status_from_ctr_output():

@@ -5,9 +5,9 @@ container run on devmapper snapshots that live in our pool, and a no-op second a
 import json
 import re
 import shutil
-import tomllib
 from pathlib import Path
 
+import tomllib
 from oci_helpers import REF, build_oci_archive
 
 CONFIG = Path("/etc/containerd/config.toml")
