@@ -33,7 +33,7 @@ PACKAGES: tuple[str, ...] = (
     "systemd", "systemd-sysv", "udev", "dbus", "kmod",
     "lvm2", "dmeventd", "thin-provisioning-tools",
     "docker.io", "containerd", "apparmor", "cloud-init",
-    "python3", "python3-jinja2", "python3-yaml", "python3-jsonschema", "python3-pip",
+    "python3", "python3-jinja2", "python3-yaml", "python3-jsonschema", "python3-tomlkit", "python3-pip",
     "python3-pytest", "python3-testinfra", "python3-cffi-backend",
     "busybox-static", "linux-image-amd64", "initramfs-tools",
     "e2fsprogs", "xfsprogs", "util-linux", "dosfstools", "mtools",
