@@ -1,6 +1,8 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 # scripts/guestkit is the guest harness shared by tests and scripts.
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -18,9 +20,9 @@ LONGEST_FIRST = (
 )
 
 
-def pytest_collection_modifyitems(items: list) -> None:  # type: ignore[type-arg]
-    def rank(item) -> int:  # type: ignore[no-untyped-def]
-        stem = Path(str(item.fspath)).stem
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        stem = item.path.stem
         return LONGEST_FIRST.index(stem) if stem in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: the order inside each file is kept
