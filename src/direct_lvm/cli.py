@@ -132,6 +132,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     return alert
 
 
+def cmd_reset(args: argparse.Namespace) -> int:
+    from . import reset
+
+    s = spec.load_file(args.config)
+    result = reset.reset(s, yes=args.yes, force=args.force)
+    if args.json:
+        print(json.dumps(reset.to_json(s, result), indent=2))
+    else:
+        print("\n".join(reset.text_lines(s, result)))
+    return 0
+
+
 def cmd_image_setup(args: argparse.Namespace) -> int:
     from .image import image_setup
 
@@ -180,6 +192,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--no-restart", action="store_true", help="do not (re)start the runtime")
     p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser(
+        "reset",
+        help="undo what direct-lvm made for a config (only what carries its tag)",
+        description="Without --yes: print the steps and change nothing. With --yes: stop "
+        "the runtime (left stopped), remove the LVs, VG and PVs tagged direct_lvm and the "
+        "files direct-lvm wrote for the config; the disks are left blank. Backups of "
+        "docker's earlier storage are kept and listed.",
+        epilog="Exit codes: 0 ok, 2 refused (a VG or LV that is not direct-lvm's; containers "
+        "exist without --force) or bad config, nothing changed; 1 a command failed. "
+        "Example: direct-lvm reset /etc/direct-lvm/config.yaml --yes",
+    )
+    p.add_argument("config", help=cfg_help)
+    p.add_argument("--yes", action="store_true", help="do it (default: only print the plan)")
+    p.add_argument("--force", action="store_true",
+                   help="also when containers exist: they are destroyed with the pool")  # fmt: skip
+    p.add_argument("--json", action="store_true", help='machine-readable ("format": 1)')
+    p.set_defaults(func=cmd_reset)
 
     p = sub.add_parser(
         "image-setup",

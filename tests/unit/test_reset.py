@@ -1,0 +1,265 @@
+"""`direct-lvm reset`: the plan from observed state (pure), its refusals, containerd's
+config.toml without our import, and the CLI's output and exit codes."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from direct_lvm import OWNER_TAG, cli, containerd, core, reset, spec
+from direct_lvm._compat import toml_loads
+from direct_lvm.errors import ConfigError, RefusedError
+from direct_lvm.plan import DEVICE_RECORD, Action
+from direct_lvm.plan_runtime import MOUNT_UNIT, MOUNT_UNIT_PATH
+from direct_lvm.probe import LV, PV, VG, LvmState
+from direct_lvm.runtime import DOCKER_DROPIN, ServiceState
+
+DATA = Path(__file__).parent / "data"
+GIB = 1 << 30
+EXT = 4 << 20
+TAG = frozenset({OWNER_TAG})
+EXEC = "/usr/sbin/dockerd -H fd:// $DOCKER_OPTS"
+BACKUP = "/var/lib/docker.direct-lvm-backup-20261130T001500Z"
+TS = "20261130T010000Z"
+
+
+def mkspec(**kw):
+    return spec.from_mapping({"devices": ["/dev/vdb", "/dev/vdc"], **kw})
+
+
+def lv(vg, name, attr="twi-a-tz--", tags=TAG):
+    return LV(vg, name, f"uuid-{name}", attr, GIB, 8 << 20, 0.0, 1.0, "", tags, "queue")
+
+
+def ours_lvm(s, *, vg_tags=TAG, extra=()):
+    name = s.overlay2.lv if s.runtime is spec.Runtime.DOCKER_OVERLAY2 else s.pool
+    attr = "-wi-ao----" if s.runtime is spec.Runtime.DOCKER_OVERLAY2 else "twi-a-tz--"
+    return LvmState(
+        pvs=(PV("/dev/vdb", "u1", s.vg, 4 * GIB, 4 * GIB - EXT),
+             PV("/dev/vdc", "u2", s.vg, 4 * GIB, 4 * GIB - EXT),
+             PV("/dev/vdf", "u3", "", 1 * GIB, 1 * GIB)),
+        vgs=(VG(s.vg, "vg-uuid", 8 * GIB, GIB, EXT, 2046, 256, vg_tags),),
+        lvs=(lv(s.vg, name, attr), lv(s.vg, "[lvol0_pmspare]", "ewi-------", frozenset()),
+             lv(s.vg, f"[{name}_tdata]", "Twi-ao----", frozenset()), *extra),
+    )  # fmt: skip
+
+
+def our_files(s):
+    docker = ServiceState("docker.service", True, (20, 10), "Docker 20.10", True, (), EXEC)
+    files = dict(core.desired_files(s, docker))
+    files[DEVICE_RECORD] = json.dumps({"/dev/vdb": {"vg": s.vg, "entry": "/dev/vdb"},
+                                       "/dev/vdc": {"vg": s.vg, "entry": "/dev/vdc"}})  # fmt: skip
+    return files
+
+
+def observed(s, **kw):
+    fields = dict(lvm=ours_lvm(s), files=our_files(s),
+                  active_units=("docker.socket", "docker.service"), pool_state="/var/lib/docker",
+                  backups=(BACKUP,), timestamp=TS)  # fmt: skip
+    fields.update(kw)
+    return reset.ResetObserved(**fields)
+
+
+def argvs(rp):
+    return [st.argv for st in rp.plan.steps]
+
+
+def test_devicemapper_reset_undoes_everything_in_order_and_keeps_the_backup():
+    s = mkspec()
+    rp = reset.plan_reset(s, observed(s))
+    assert argvs(rp) == [
+        ("systemctl", "stop", "docker.socket", "docker.service"),
+        ("mv", "--no-target-directory", "/var/lib/docker",
+         f"/var/lib/docker.direct-lvm-backup-{TS}-reset"),
+        ("lvremove", "--yes", "docker/thinpool"),  # hidden sub-LVs go with the pool
+        ("vgremove", "--yes", "docker"),
+        ("pvremove", "--yes", "/dev/vdb", "/dev/vdc"),  # not the orphan /dev/vdf
+        ("wipefs", "--all", "/dev/vdb", "/dev/vdc"),
+        ("rm", "-f", "--", "/etc/lvm/profile/docker-thinpool.profile"),  # after lvremove
+        ("rm", "-f", "--", DOCKER_DROPIN),
+        ("rm", "-f", "--", DEVICE_RECORD),
+        ("systemctl", "daemon-reload"),
+    ]  # fmt: skip
+    assert all(st.reason for st in rp.plan.steps)
+    assert rp.kept == (BACKUP,)
+    assert not any(BACKUP in " ".join(a) for a in argvs(rp))  # never touched
+    assert any(BACKUP in f and "kept" in f for f in rp.plan.facts)
+    assert rp.stopped == ("docker.socket", "docker.service")
+    assert rp.pvs == ("/dev/vdb", "/dev/vdc")
+    assert rp.moved == (f"/var/lib/docker.direct-lvm-backup-{TS}-reset",)
+
+
+def test_vg_without_our_tag_is_refused_even_with_force():
+    s = mkspec()
+    obs = observed(s, lvm=ours_lvm(s, vg_tags=frozenset()))
+    for force in (False, True):
+        with pytest.raises(RefusedError) as e:
+            reset.plan_reset(s, obs, force=force)
+        assert "'docker' has no 'direct_lvm' tag" in e.value.message
+        assert "vgremove docker" in (e.value.hint or "")
+
+
+def test_vg_with_someone_elses_lv_is_refused_naming_it_even_with_force():
+    s = mkspec()
+    obs = observed(s, lvm=ours_lvm(s, extra=(lv("docker", "data", "-wi-a-----", frozenset()),)))
+    for force in (False, True):
+        with pytest.raises(RefusedError) as e:
+            reset.plan_reset(s, obs, force=force)
+        assert "docker/data" in e.value.message and "did not make" in e.value.message
+
+
+def test_containers_refuse_without_force_and_are_named():
+    s = mkspec()
+    obs = observed(s, containers=("c0ffee",), container_mounts=("/var/lib/docker/x",))
+    with pytest.raises(RefusedError) as e:
+        reset.plan_reset(s, obs)
+    assert "c0ffee" in e.value.message and "mounted /var/lib/docker/x" in e.value.message
+    assert "--force" in (e.value.hint or "")
+    rp = reset.plan_reset(s, obs, force=True)
+    assert any("c0ffee" in n and "destroyed" in n for n in rp.plan.notes)
+    assert ("vgremove", "--yes", "docker") in argvs(rp)
+
+
+def test_nothing_left_plans_nothing():
+    s = mkspec()
+    rp = reset.plan_reset(s, reset.ResetObserved(lvm=LvmState(), backups=(BACKUP,)))
+    assert rp.plan.empty and rp.kept == (BACKUP,)
+    assert any("does not exist" in f for f in rp.plan.facts)
+    lines = reset.text_lines(s, reset.ResetResult(rp, applied=False))
+    assert any("nothing to do" in x for x in lines)
+    assert any(BACKUP in x and "kept" in x for x in lines)
+
+
+def test_files_not_written_for_this_config_are_left_alone():
+    s = mkspec()
+    other = mkspec(vg="other")
+    files = {**our_files(other), DEVICE_RECORD: json.dumps({"/dev/vdx": {"vg": "other"}})}
+    files[DOCKER_DROPIN] = "[Service]\nExecStart=\n"  # the admin's own
+    rp = reset.plan_reset(s, observed(s, files=files))
+    assert not [a for a in argvs(rp) if a[:1] == ("rm",)]
+    assert all(st.action is Action.RUN for st in rp.plan.steps)  # the record is not rewritten
+    assert any(DOCKER_DROPIN in f and "left as it is" in f for f in rp.plan.facts)
+
+
+def test_device_record_keeps_other_vgs_entries():
+    s = mkspec()
+    files = our_files(s)
+    rec = {**json.loads(files[DEVICE_RECORD]), "/dev/vdx": {"vg": "other", "entry": "x"}}
+    files[DEVICE_RECORD] = json.dumps(rec)
+    rp = reset.plan_reset(s, observed(s, files=files))
+    (write,) = [st for st in rp.plan.steps if st.action is Action.WRITE]
+    assert write.path == DEVICE_RECORD
+    assert json.loads(write.content) == {"/dev/vdx": {"vg": "other", "entry": "x"}}
+
+
+def test_overlay2_unmounts_disables_and_removes_its_unit():
+    s = mkspec(runtime="docker-overlay2", overlay2={"lv": "docker"})
+    obs = observed(s, docker_root_ours=True, mount_enabled=True, pool_state="")
+    rp = reset.plan_reset(s, obs)
+    assert argvs(rp) == [
+        ("systemctl", "stop", "docker.socket", "docker.service"),
+        ("systemctl", "stop", MOUNT_UNIT),
+        ("systemctl", "disable", MOUNT_UNIT),
+        ("lvremove", "--yes", "docker/docker"),
+        ("vgremove", "--yes", "docker"),
+        ("pvremove", "--yes", "/dev/vdb", "/dev/vdc"),
+        ("wipefs", "--all", "/dev/vdb", "/dev/vdc"),
+        ("rm", "-f", "--", DOCKER_DROPIN),
+        ("rm", "-f", "--", MOUNT_UNIT_PATH),
+        ("rm", "-f", "--", DEVICE_RECORD),
+        ("systemctl", "daemon-reload"),
+    ]
+
+
+def ctd_files(s, config):
+    main, version = containerd.main_config(config, (1, 6))
+    return {
+        "/etc/lvm/profile/docker-thinpool.profile": core.desired_files(s, None)[
+            "/etc/lvm/profile/docker-thinpool.profile"],
+        containerd.FRAGMENT: containerd.fragment(s, version),
+        containerd.DROPIN: containerd.dropin(s),
+        containerd.CONFIG: main,
+    }  # fmt: skip
+
+
+def test_containerd_distribution_config_gets_back_its_original_text():
+    orig = (DATA / "containerd-config.toml-bookworm").read_text()
+    s = mkspec(runtime="containerd-devmapper")
+    obs = reset.ResetObserved(lvm=ours_lvm(s), files=ctd_files(s, orig),
+                              active_units=("containerd.service",),
+                              pool_state=s.containerd.root_path, timestamp=TS)  # fmt: skip
+    rp = reset.plan_reset(s, obs)
+    assert argvs(rp)[0] == ("systemctl", "stop", "containerd.service")
+    assert argvs(rp)[1] == ("mv", "--no-target-directory", s.containerd.root_path,
+                            f"{s.containerd.root_path}.direct-lvm-reset-{TS}")  # fmt: skip
+    (write,) = [st for st in rp.plan.steps if st.action is Action.WRITE]
+    assert write.path == containerd.CONFIG and write.content == orig
+    removed = {a[-1] for a in argvs(rp) if a[:1] == ("rm",)}
+    assert removed == {containerd.FRAGMENT, containerd.DROPIN,
+                       "/etc/lvm/profile/docker-thinpool.profile"}  # fmt: skip
+
+
+def test_containerd_config_direct_lvm_wrote_is_removed_others_imports_kept():
+    s = mkspec(runtime="containerd-devmapper")
+    minimal, _ = containerd.main_config(None, (1, 6))
+    assert reset.without_import(minimal) is None
+    rp = reset.plan_reset(s, reset.ResetObserved(lvm=LvmState(), files=ctd_files(s, None)))
+    assert ("rm", "-f", "--", containerd.CONFIG) in argvs(rp)
+    theirs = 'version = 2\nimports = ["/etc/a.toml"]\n[plugins]\n'
+    added, _ = containerd.main_config(theirs, (1, 6))
+    assert toml_loads(reset.without_import(added)) == toml_loads(theirs)
+
+
+def test_containerd_config_that_cannot_be_edited_safely_is_refused():
+    text = f'version = 2\n"imports" = ["{containerd.FRAGMENT}"]\n'  # a quoted key
+    with pytest.raises(ConfigError):
+        reset.without_import(text)
+
+
+def test_container_mounts_are_found_in_mountinfo():
+    info = (
+        "30 1 8:1 / / rw - ext4 /dev/vda1 rw\n"
+        "40 30 0:40 / /var/lib/docker/overlay2/abc/merged rw - overlay overlay rw\n"
+        "41 30 253:3 / /var/lib/docker/devicemapper/mnt/def rw - xfs /dev/mapper/d rw\n"
+        "42 30 253:3 / /var/lib/docker/devicemapper rw - ext4 /dev/vda1 rw\n"
+    )
+    assert reset.container_mounts(info) == (
+        "/var/lib/docker/overlay2/abc/merged", "/var/lib/docker/devicemapper/mnt/def")  # fmt: skip
+
+
+def _cfg(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("direct_lvm:\n  devices: [/dev/vdb, /dev/vdc]\n")
+    return str(path)
+
+
+def test_cli_prints_the_plan_and_changes_nothing_without_yes(tmp_path, monkeypatch, capsys):
+    s = mkspec()
+    monkeypatch.setattr(reset, "observe", lambda _s: observed(s))
+    monkeypatch.setattr(reset, "execute", lambda *a, **k: pytest.fail("executed without --yes"))
+    assert cli.main(["reset", _cfg(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "lvremove --yes docker/thinpool" in out and "wipefs --all /dev/vdb /dev/vdc" in out
+    assert "nothing changed: run again with --yes" in out
+    assert f"kept: {BACKUP}" in out
+    assert "systemctl start docker.socket docker.service" in out
+    assert cli.main(["reset", "--json", _cfg(tmp_path)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["format"] == 1 and doc["applied"] is False and doc["kept"] == [BACKUP]
+    assert doc["steps"][0]["argv"] == ["systemctl", "stop", "docker.socket", "docker.service"]
+
+
+def test_cli_refusal_exits_2_naming_the_fix(tmp_path, monkeypatch, capsys):
+    s = mkspec()
+    monkeypatch.setattr(reset, "observe", lambda _s: observed(s, containers=("c0ffee",)))
+    monkeypatch.setattr(reset, "execute", lambda *a, **k: pytest.fail("executed on a refusal"))
+    monkeypatch.setattr(reset, "exclusive", _no_lock)
+    assert cli.main(["reset", "--yes", _cfg(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "c0ffee" in err and "--force" in err
+
+
+def _no_lock():
+    from contextlib import nullcontext
+
+    return nullcontext()
