@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from . import OWNER_TAG, containerd, overlay2
+from .configfile import read_config_if_present
 from .discover import find_devices
 from .errors import ConfigError, DirectLvmError, VerifyError
 from .plan import DEVICE_RECORD, Action, Observed, Plan, Step, device_record, extension_room, plan
@@ -518,13 +519,15 @@ def boot_config(cloud_config: dict[str, Any], path: str = BOOT_CONFIG_FILE) -> A
             log.info("direct-lvm: using the direct_lvm key of the cloud-config; %s is ignored",
                      path)  # fmt: skip
         return cloud_config[CONFIG_KEY]
-    text = read_file(path)
-    if text is None:
-        return None
+    text: str | None = None
     try:
+        # size-capped, UTF-8, no duplicate keys: every problem is a ConfigError
+        text = read_config_if_present(path)
+        if text is None:
+            return None
         return parse_text(text, path)
     except DirectLvmError:
-        block_runtime_for_this_boot(runtime_units(_lenient_yaml(text)))
+        block_runtime_for_this_boot(runtime_units(_lenient_yaml(text or "")))
         raise
 
 

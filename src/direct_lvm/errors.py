@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from typing import Any
 
 
 class DirectLvmError(Exception):
@@ -11,10 +12,17 @@ class DirectLvmError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, hint: str | None = None, *, field: str | None = None, **known: Any
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        # for `--json` errors: the config field (e.g. direct_lvm.vg) and, when known, the
+        # offending value (`value=`, which may be None), and each problem of a config
+        # with several
+        self.field = field
+        self.details: dict[str, Any] = known
 
     def __str__(self) -> str:
         if self.hint:

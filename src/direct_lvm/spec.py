@@ -4,7 +4,9 @@ turned into a frozen Spec with defaults filled in."""
 from __future__ import annotations
 
 import json
+import math
 import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -12,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
+from yaml.nodes import Node
 
 from ._compat import StrEnum
+from .configfile import child, load_yaml, position, read_config
 from .devices import SELECTOR_KEYS as DEVICE_SELECTOR_KEYS
 from .devices import Selector
 from .errors import ConfigError
@@ -23,7 +26,9 @@ from .units import (
     MIN_METADATA,
     chunk_size_problem,
     dm_name,
+    dm_name_problem,
     format_size,
+    lvm_name_problem,
     parse_size,
 )
 
@@ -163,34 +168,85 @@ def _device_entry_errors(error: jsonschema.ValidationError) -> list[jsonschema.V
     return [e for e in error.context or [] if e.schema_path and e.schema_path[0] == want]
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a config: the field, its value, what is wrong, the fix."""
+
+    field: str
+    value: Any
+    message: str
+    fix: str
+
+    def text(self) -> str:
+        return f"{self.message}\n  fix: {self.fix}" if self.fix else self.message
+
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.field, "value": self.value, "message": self.message,
+                "fix": self.fix}  # fmt: skip
+
+
+def _is_lvm_name(path: list[str | int]) -> bool:
+    return path in (["vg"], ["pool"], ["overlay2", "lv"])
+
+
+def _describe(error: jsonschema.ValidationError, data: Any = None) -> list[Problem]:
     path = list(error.absolute_path)
+    where = _dotted(path)
+    at = _at(data, path) if isinstance(data, dict) else ""
+    value = error.instance
     if error.validator == "anyOf" and len(path) == 2 and path[0] == "devices":
         subs = _device_entry_errors(error)
         if subs:
-            return "\n".join(_describe(e) for e in subs)
-        return (
-            f"{_dotted(path)}: {json.dumps(error.instance)} is neither a device path nor a "
-            "selector\n  fix: write an absolute path such as /dev/vdb, or a mapping such as "
-            "{serial: vol0abc} or {first_empty: true}"
-        )
-    where = _dotted(path)
+            return [p for e in subs for p in _describe(e, data)]
+        return [Problem(
+            where, value,
+            f"{where}: {json.dumps(value)} is neither a device path nor a selector{at}",
+            "write an absolute path such as /dev/vdb, or a mapping such as "
+            "{serial: vol0abc} or {first_empty: true}",
+        )]  # fmt: skip
     if error.validator == "additionalProperties":
         node = _field_schema(path)
         if len(path) == 2 and path[0] == "devices":
             node = schema()["definitions"]["device_selector"]
         allowed = sorted(node.get("properties", {}))
         instance: dict[str, Any] = error.instance  # type: ignore[assignment]
-        extra = sorted(set(instance) - set(allowed))
-        return (
-            f"{where}: unknown key(s) {', '.join(map(repr, extra))}"
-            f"\n  fix: remove them or use one of: {', '.join(allowed)}"
-        )
+        extra = sorted(set(instance) - set(allowed), key=str)
+        at = _at(data, [*path, extra[0]], key=True) if extra and isinstance(data, dict) else at
+        return [Problem(
+            where, extra[0] if len(extra) == 1 else extra,
+            f"{where}: unknown key(s) {', '.join(map(repr, extra))}{at}",
+            f"remove them or use one of: {', '.join(allowed)}",
+        )]  # fmt: skip
     if error.validator == "required":
-        return f"{where}: {error.message}\n  fix: add it (see `direct-lvm validate --help`)"
+        missing = str(error.message).split("'")[1] if "'" in error.message else ""
+        example = _example([*path, missing]) if missing else ""
+        return [Problem(
+            _dotted([*path, missing]) if missing else where, None,
+            f"{where}: {error.message}{at}",
+            "add it" + (f", e.g. `{example}`" if example else "")
+            + " (`direct-lvm validate --help` lists every field)",
+        )]  # fmt: skip
+    if _is_lvm_name(path) and isinstance(value, str):
+        problem = lvm_name_problem(value, lv=path != ["vg"])
+        if problem:
+            rule = f"breaks lvm2's naming rules: it {problem[0]}"
+            return [Problem(where, value, f"{where}: {json.dumps(value)} {rule}{at}", problem[1])]
     field = _field_schema(path)
-    hint = field.get("description", "")
-    if error.validator == "enum":
+    hint = ""
+    is_size = _is_size(path)
+    if error.validator == "type":
+        want: Any = error.validator_value
+        wants = [want] if isinstance(want, str) else list(want)
+        example = _example(path)
+        hint = "write " + " or ".join(TYPE_WORDS.get(w, w) for w in wants)
+        if is_size:
+            hint = f"write a size: {SIZE_HINT}"
+        hint += f", e.g. `{example}`" if example else ""
+    elif is_size and error.validator in ("pattern", "anyOf"):
+        hint = SIZE_HINT
+        if path and path[-1] == "metadata_size":
+            hint = "write 'auto' or a size; " + hint
+    elif error.validator == "enum":
         choices: list[Any] = error.validator_value  # type: ignore[assignment]
         hint = "use one of: " + ", ".join(map(str, choices))
     elif error.validator == "pattern" and len(path) == 2 and path[0] == "devices":
@@ -198,23 +254,59 @@ def _describe(error: jsonschema.ValidationError) -> str:
             "give an absolute path under /dev such as /dev/vdb or /dev/disk/by-id/...; "
             "spaces, quotes and shell characters are not allowed"
         )
-    elif error.validator == "pattern" and path and path[-1] in ("vg", "pool"):
-        hint = "LVM names use letters, digits and + _ . - and must not start with '-'"
-    elif error.validator == "pattern" and path and path[-1] in ("size", "min_size", "max_size"):
-        hint = hint + " Write a number and a unit, e.g. 512K, 128M or 2G"
     elif error.validator == "pattern" and len(path) == 3 and path[0] == "devices":
         hint = (
-            hint + " Letters, digits and . _ : + @ = - only; spaces, quotes and shell "
+            "letters, digits and . _ : + @ = - only; spaces, quotes and shell "
             "characters are not allowed"
         )
+    elif error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        lo, hi = field.get("minimum"), field.get("maximum")
+        span = f"between {lo} and {hi}" if lo is not None and hi is not None else ""
+        example = _example(path)
+        hint = f"use a value {span}".rstrip() + (f", e.g. `{example}`" if example else "")
     elif error.validator == "uniqueItems":
         hint = "list each entry once"
     elif error.validator == "const" and path and path[-1] == "first_empty":
         hint = "write first_empty: true, or leave the key out"
     elif error.validator == "minProperties" and path and path[0] == "devices":
         hint = "give at least one of: " + ", ".join(DEVICE_SELECTOR_KEYS)
-    message = f"{where}: {json.dumps(error.instance)} is invalid: {error.message}"
-    return f"{message}\n  fix: {hint}" if hint else message
+    elif error.validator == "minItems" and path == ["devices"]:
+        hint = "list at least one device, e.g. `devices: [/dev/vdb]`"
+    else:
+        example = _example(path)
+        hint = f"e.g. `{example}`" if example else field.get("description", "")
+    what = error.message
+    if error.validator == "pattern":  # never show the raw regex
+        what = "it is not a size" if is_size else "it has characters or a form not allowed here"
+    elif is_size and error.validator == "anyOf":
+        what = "it is not 'auto' or a size"
+    message = f"{where}: {json.dumps(value)} is invalid: {what}{at}"
+    return [Problem(where, value, message, hint)]
+
+
+def _is_size(path: list[str | int]) -> bool:
+    return bool(path) and path[-1] in (
+        "chunk_size", "metadata_size", "base_image_size", "container_size",
+        "size", "min_size", "max_size",
+    )  # fmt: skip
+
+
+def schema_problems(data: dict[str, Any]) -> list[Problem]:
+    """Every schema error of data, described (in field order)."""
+    validator = jsonschema.Draft7Validator(schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    return [p for e in errors for p in _describe(e, data)]
+
+
+def _config_error(problems: list[Problem]) -> ConfigError:
+    first = problems[0]
+    return ConfigError(
+        "invalid configuration:\n" + "\n".join(p.text() for p in problems),
+        field=first.field,
+        value=first.value,
+        fix=first.fix,
+        problems=[p.to_json() for p in problems],
+    )
 
 
 def _fill_defaults(node: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -227,7 +319,21 @@ def _fill_defaults(node: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def extract_mapping(doc: Any, source: str) -> dict[str, Any]:
+class ConfigMapping(dict):  # type: ignore[type-arg]
+    """The direct_lvm mapping as read from a file: a plain dict that also knows the YAML
+    node it came from, so errors can name a field's line and column."""
+
+    node: Node | None = None
+
+    def at(self, path: Sequence[str | int], *, key: bool = False) -> str:
+        return position(self.node, path, key=key)
+
+
+def _at(data: dict[str, Any], path: Sequence[str | int], *, key: bool = False) -> str:
+    return data.at(path, key=key) if isinstance(data, ConfigMapping) else ""
+
+
+def extract_mapping(doc: Any, source: str, node: Node | None = None) -> dict[str, Any]:
     """Accept a whole cloud-config (with a `direct_lvm` key) or just the mapping."""
     if not isinstance(doc, dict):
         raise ConfigError(
@@ -237,47 +343,147 @@ def extract_mapping(doc: Any, source: str) -> dict[str, Any]:
         )
     if CONFIG_KEY in doc:
         mapping = doc[CONFIG_KEY]
+        key_node, node = child(node, CONFIG_KEY)
         if not isinstance(mapping, dict):
             raise ConfigError(
-                f"{source}: `{CONFIG_KEY}` must be a mapping, got {json.dumps(mapping)}",
+                f"{source}: `{CONFIG_KEY}` must be a mapping, got {json.dumps(mapping)}"
+                + position(key_node, []),
                 "put the fields (devices, vg, pool, ...) under it",
+                field=CONFIG_KEY,
+                value=mapping,
             )
-        return mapping
-    return doc
+    else:
+        mapping = doc
+    out = ConfigMapping(mapping)
+    out.node = node
+    return out
 
 
 def parse_text(text: str, source: str = "<config>") -> dict[str, Any]:
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(
-            f"{source}: not valid YAML{where}: {getattr(e, 'problem', e)}",
-            "fix the YAML syntax (check indentation and quoting)",
-        ) from None
-    if doc is None:
+    """The direct_lvm mapping of a YAML text (a cloud-config or the bare mapping)."""
+    document = load_yaml(text, source)
+    if document.data is None:
         raise ConfigError(f"{source}: the file is empty", f"add a `{CONFIG_KEY}:` mapping")
-    return extract_mapping(doc, source)
+    return extract_mapping(document.data, source, document.node)
 
 
 def load_file(path: str | Path) -> Spec:
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
+    """Read (size-capped, UTF-8, no duplicate keys), parse and validate a config file."""
+    text = read_config(path)
+    return from_mapping(parse_text(text, str(path)))
+
+
+def _non_finite(data: Any, path: list[str | int], seen: set[int]) -> list[str | int] | None:
+    """The path of the first .nan/.inf number in data (YAML has them; JSON Schema's
+    minimum/maximum let a NaN through)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return path
+    if isinstance(data, (dict, list)):
+        if id(data) in seen:  # YAML aliases: visit each container once
+            return None
+        seen.add(id(data))
+        items = data.items() if isinstance(data, dict) else enumerate(data)
+        for k, v in items:
+            found = _non_finite(v, [*path, k], seen)
+            if found is not None:
+                return found
+    return None
+
+
+def _yaml_float(x: float) -> str:
+    """.nan, .inf, -.inf: how YAML spells a non-finite float."""
+    return ".nan" if math.isnan(x) else (".inf" if x > 0 else "-.inf")
+
+
+def _at_path(data: Any, path: list[str | int]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _example(path: Sequence[str | int]) -> str:
+    """A one-line example of the field at path: its default, or a typical value."""
+    field = _field_schema(list(path))
+    name = str(path[-1]) if path and isinstance(path[-1], str) else "value"
+    if name in EXAMPLES:
+        return EXAMPLES[name]
+    if "default" in field and not isinstance(field["default"], dict):
+        return f"{name}: {json.dumps(field['default'])}"
+    return ""
+
+
+# One-line examples for fields without a default (and those whose default says little).
+EXAMPLES = {
+    "devices": "devices: [/dev/vdb]",
+    "size": "size: 100G",
+    "min_size": "min_size: 50G",
+    "max_size": "max_size: 2T",
+    "serial": "serial: vol0123456789abcdef0",
+    "id": "id: virtio-data1",
+    "wwn": 'wwn: "0x5000c500a1b2c3d4"',
+    "container_size": "container_size: 10G",
+    "autoextend": "autoextend: {threshold: 80, percent: 20}",
+    "containerd": "containerd: {base_image_size: 10G}",
+    "overlay2": "overlay2: {lv: docker}",
+}
+
+TYPE_WORDS = {
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "string": "a string",
+    "object": "a mapping",
+    "array": "a list",
+}
+SIZE_HINT = "sizes are like 512K, 64M, 1G (K/M/G/T, powers of 1024)"
+
+
+def _check_names(d: dict[str, Any], data: dict[str, Any]) -> None:
+    """lvm2's naming rules (units.lvm_name_problem) for the VG and every LV name, and the
+    length of the device-mapper names they make."""
+    names: list[tuple[list[str | int], str, bool]] = [(["vg"], d["vg"], False)]
+    if d["runtime"] == Runtime.DOCKER_OVERLAY2:
+        lv_path: list[str | int] = ["overlay2", "lv"]
+        names.append((lv_path, d["overlay2"]["lv"], True))
+    else:
+        lv_path = ["pool"]
+        names.append((lv_path, d["pool"], True))
+    for path, name, is_lv in names:
+        problem = lvm_name_problem(name, lv=is_lv)
+        if problem:
+            raise ConfigError(
+                f"{_dotted(path)}: {json.dumps(name)} breaks lvm2's naming rules: it {problem[0]}"
+                + _at(data, path),
+                problem[1],
+                field=_dotted(path),
+                value=name,
+            )
+    too_long = dm_name_problem(d["vg"], names[1][1], pool=lv_path == ["pool"])
+    if too_long:
         raise ConfigError(
-            f"cannot read config {str(p)!r}: {e.strerror}", "check the path"
-        ) from None
-    return from_mapping(parse_text(text, str(p)))
+            f"{_dotted(lv_path)}: {json.dumps(names[1][1])} with vg {json.dumps(d['vg'])} "
+            f"{too_long[0]}" + _at(data, lv_path),
+            too_long[1],
+            field=_dotted(lv_path),
+            value=names[1][1],
+        )
 
 
 def from_mapping(data: dict[str, Any]) -> Spec:
-    validator = jsonschema.Draft7Validator(schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        raise ConfigError("invalid configuration:\n" + "\n".join(_describe(e) for e in errors))
+    bad = _non_finite(data, [], set())
+    if bad is not None:
+        number = _at_path(data, bad)
+        raise ConfigError(
+            f"{_dotted(bad)}: {_yaml_float(number)} is not a finite number" + _at(data, bad),
+            "write a plain number" + (f", e.g. `{_example(bad)}`" if _example(bad) else ""),
+            field=_dotted(bad),
+            value=_yaml_float(number),
+        )
+    problems = schema_problems(data)
+    if problems:
+        raise _config_error(problems)
     d = _fill_defaults(schema(), data)
+    _check_names(d, data)
     if d["runtime"] == Runtime.DOCKER_OVERLAY2 and "data_percent" not in data:
         d["data_percent"] = 100  # one LV, no pool to autoextend: the whole VG
     chunk = parse_size(d["chunk_size"])

@@ -75,3 +75,74 @@ def chunk_size_problem(chunk: int) -> str | None:
     if chunk % CHUNK_MIN:
         return "must be a multiple of 64K"
     return None
+
+
+# ------------------------------------------------------------------ LVM names
+# lvm2's rules, from lib/misc/lvm-string.c (lvm2 2.03): _validate_name() for every VG
+# and LV name (NAME_LEN 128 counts the terminating NUL, so 127 characters), and
+# apply_lvname_restrictions() for LV names (_lvname_has_reserved_prefix,
+# _lvname_has_reserved_component_string, _lvname_has_reserved_string); the kernel's
+# DM_NAME_LEN (128, with the NUL) bounds the device-mapper name dm_build_dm_name() makes.
+LVM_NAME_MAX = 127
+DM_NAME_MAX = 127
+_LVM_NAME_CHAR = re.compile(r"[A-Za-z0-9+_.-]")  # isalnum() in the C locale, and + _ . -
+LV_RESERVED_PREFIXES = ("pvmove", "snapshot")
+LV_RESERVED_STRINGS = (
+    # component LVs' suffixes
+    "_cdata", "_cmeta", "_corig", "_cpool", "_cvol", "_wcorig", "_mimage", "_mlog",
+    "_rimage", "_rmeta", "_tdata", "_tmeta", "_vdata", "_imeta", "_iorig",
+    # non-component LVs'
+    "_pmspare", "_vorigin",
+)  # fmt: skip
+# A thin pool's hidden LVs are <pool>_tdata and <pool>_tmeta, and its active table is
+# the layer <vg>-<pool>-tpool: each name is 6 characters longer than the pool's own.
+POOL_SUFFIX_LEN = len("_tdata")
+LVM_NAME_FIX = "use 1 to 127 letters, digits and + _ . - (not starting with '-', not '.' or '..')"
+
+
+def lvm_name_problem(name: str, *, lv: bool) -> tuple[str, str] | None:
+    """(the rule `name` breaks, the fix) for a VG name (lv=False) or an LV name, or None.
+    Follows lvm2's lib/misc/lvm-string.c: _validate_name(), then for LVs
+    apply_lvname_restrictions()."""
+    if not name:
+        return "is empty; LVM names need at least one character", LVM_NAME_FIX
+    if name.startswith("-"):
+        return ("starts with '-', which LVM refuses (the hyphen separates VG and LV in "
+                "device-mapper names)", "drop the leading '-'")  # fmt: skip
+    if name in (".", ".."):
+        return "is '.' or '..', which LVM refuses", "choose a real name, e.g. docker"
+    bad = sorted({c for c in name if not _LVM_NAME_CHAR.fullmatch(c)})
+    if bad:
+        shown = " ".join(repr(c) for c in bad)
+        return (f"has character(s) LVM refuses: {shown}; only letters, digits and "
+                "+ _ . - are allowed", LVM_NAME_FIX)  # fmt: skip
+    if len(name) > LVM_NAME_MAX:
+        return (f"is {len(name)} characters long; LVM allows at most {LVM_NAME_MAX}",
+                "use a shorter name")  # fmt: skip
+    if lv:
+        for prefix in LV_RESERVED_PREFIXES:
+            if name.startswith(prefix):
+                return (f"starts with {prefix!r}, which LVM reserves for its own LVs",
+                        f"choose a name that does not start with {prefix!r}")  # fmt: skip
+        rest = name[name.find("_") :] if "_" in name else ""
+        for part in LV_RESERVED_STRINGS:
+            if part in rest:
+                return (f"contains {part!r}, which LVM reserves for its internal LVs",
+                        f"choose a name without {part!r}")  # fmt: skip
+    return None
+
+
+def dm_name_problem(vg: str, lv: str, *, pool: bool) -> tuple[str, str] | None:
+    """Why vg/lv's device-mapper names (and a pool's hidden LV names) are too long, or None."""
+    extra = POOL_SUFFIX_LEN if pool else 0
+    if pool and len(lv) + extra > LVM_NAME_MAX:
+        return (f"is {len(lv)} characters long; LVM names the pool's hidden LVs "
+                f"{lv}_tdata and _tmeta, which must fit in {LVM_NAME_MAX}",
+                f"use a pool name of at most {LVM_NAME_MAX - extra} characters")  # fmt: skip
+    full = len(dm_name(vg, lv)) + extra
+    if full > DM_NAME_MAX:
+        return (f"makes the device-mapper name {dm_name(vg, lv)!r}"
+                + (" (plus '-tpool' for the pool's layer)" if pool else "")
+                + f" {full} characters long; the kernel allows {DM_NAME_MAX} ('-' inside "
+                "names counts twice)", "use shorter vg and LV names")  # fmt: skip
+    return None

@@ -81,3 +81,30 @@ def test_a_broken_file_naming_containerd_holds_back_containerd(tmp_path, monkeyp
 )
 def test_runtime_units_default_to_docker(mapping):
     assert core.runtime_units(mapping) == core.DOCKER_UNITS
+
+
+BROKEN_FILES = {
+    "undecodable": b"direct_lvm: {devices: [/dev/vdb]}\n\xff\n",
+    "duplicate-key": b"direct_lvm: {devices: [/dev/vdb]}\ndirect_lvm: {devices: [/dev/vdc]}\n",
+    "nan": b"direct_lvm: {devices: [/dev/vdb], wait_timeout: .nan}\n",
+    "reserved-lv-name": b"direct_lvm: {devices: [/dev/vdb], pool: x_tdata}\n",
+    "schema": b"direct_lvm: {devices: /dev/vdb}\n",
+    "a-directory": None,
+    "too-big": b"#" * (1 << 20) + b"\ndirect_lvm: {devices: [/dev/vdb]}\n",
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_FILES))
+def test_every_config_error_at_boot_holds_the_runtime_back(case, tmp_path, monkeypatch):
+    """Whatever is wrong with the file (reading, YAML, schema, names), boot raises a
+    ConfigError (cloud-init logs it as an ERROR) after masking the runtime."""
+    blocked = []
+    monkeypatch.setattr(core, "block_runtime_for_this_boot", lambda units: blocked.append(units))
+    f = tmp_path / "config.yaml"
+    if BROKEN_FILES[case] is None:
+        f.mkdir()
+    else:
+        f.write_bytes(BROKEN_FILES[case])
+    with pytest.raises(ConfigError):
+        core.boot(core.boot_config({}, str(f)))
+    assert blocked == [core.DOCKER_UNITS]

@@ -64,7 +64,7 @@ BAD = {
     "metadata 1M": ("devices: [/dev/vdb]\nmetadata_size: 1M\n", "below LVM's minimum of 2M"),
     "metadata 20G": ("devices: [/dev/vdb]\nmetadata_size: 20G\n", "above LVM's maximum"),
     "zero string": ("devices: [/dev/vdb]\nzero: 'no'\n", "not of type 'boolean'"),
-    "vg leading dash": ("devices: [/dev/vdb]\nvg: -docker\n", "must not start with '-'"),
+    "vg leading dash": ("devices: [/dev/vdb]\nvg: -docker\n", "starts with '-'"),
     "vg with slash": ("devices: [/dev/vdb]\nvg: a/b\n", "direct_lvm.vg"),
     "pool dot": ("devices: [/dev/vdb]\npool: '.'\n", "direct_lvm.pool"),
     "wait negative": ("devices: [/dev/vdb]\nwait_timeout: -1\n", "wait_timeout: -1"),
