@@ -6,12 +6,13 @@ The config comes from the `direct_lvm` cloud-config key, or from the file
 >= 23.4 rejects unknown top-level keys in its schema and reports such boots as
 degraded, and offers third-party modules no way to declare theirs).
 
-A thin adapter over direct_lvm.core.boot. Errors are not caught here: a failure makes
-cloud-init report an error, and docker is kept from starting on other storage."""
+A thin adapter over direct_lvm.bootpath.run_boot, the path direct-lvm.service runs too
+(whichever comes first in a boot does the work; the other says so). Errors are not
+caught here: a failure makes cloud-init report an error, and the runtime is kept from
+starting on other storage."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from cloudinit.settings import PER_ALWAYS
@@ -28,8 +29,6 @@ meta: dict[str, Any] = {
     "examples": [],
 }
 
-LOG = logging.getLogger(__name__)
-
 
 def handle(
     name: str, cfg: dict[str, Any], cloud: Any, *_legacy: Any, args: Any = None, **_kw: Any
@@ -37,10 +36,6 @@ def handle(
     """cloud-init 22.x calls handle(name, cfg, cloud, log, args) positionally; 24+ calls
     handle(name=, cfg=, cloud=, args=) by keyword, and logs a deprecation (a degraded
     boot) for a five-parameter handle. This signature takes both, silently."""
-    from direct_lvm.core import boot, boot_config
+    from direct_lvm.bootpath import BY_MODULE, run_boot
 
-    mapping = boot_config(cfg)
-    if mapping is None:
-        LOG.debug("Skipping module named %s, no direct_lvm configuration", name)
-        return
-    boot(mapping)
+    run_boot(BY_MODULE, cfg)

@@ -94,15 +94,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     pools = core.status()
     lvs = core.volumes()
     alert = EXIT_POOL_ALERT if args.check and any(p["warnings"] for p in pools) else 0
+    # the boot path's config file (None: absent; a config may also come from the key)
+    config_file = core.BOOT_CONFIG_FILE if Path(core.BOOT_CONFIG_FILE).exists() else None
     if args.json:
-        print(json.dumps({"pools": pools, "volumes": lvs}, indent=2))
+        print(json.dumps({"pools": pools, "volumes": lvs, "config_file": config_file},
+                         indent=2))  # fmt: skip
         return alert
     for v in lvs:  # docker-overlay2's LVs
         where = f"mounted at {v['mounted_at']}" if v["mounted_at"] else "not mounted"
         print(f"{v['vg']}/{v['lv']} ({v['dm_path']}): {human(v['size'])} plain LV, {where}")
     if not pools:
         if not lvs:
-            print("no thin pool managed by direct-lvm on this host")
+            if config_file is None:
+                print(f"no config: no {core.BOOT_CONFIG_FILE} and no thin pool managed by "
+                      "direct-lvm on this host")  # fmt: skip
+            else:
+                print("no thin pool managed by direct-lvm on this host")
         return 0
     for p in pools:
         left = p["extensions_left"]
@@ -145,11 +152,25 @@ def cmd_reset(args: argparse.Namespace) -> int:
 
 
 def cmd_image_setup(args: argparse.Namespace) -> int:
-    from .image import image_setup
+    from . import image
 
-    for path in image_setup(Path(args.root)):
+    root = Path(args.root)
+    cloud_init = not args.no_cloud_init
+    # checked first: nothing is written for a boot path that could not run
+    check = image.check_cloud_init(root) if cloud_init else image.check_service(root)
+    for path in image.image_setup(root, cloud_init=cloud_init, check=check):
         print(path)
+    for note in check.notes:
+        print(f"# {note}")
     return 0
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    from .bootpath import BY_SERVICE, run_boot
+
+    for handler in log.handlers:  # the journal names the unit; core's lines name the run
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    return run_boot(BY_SERVICE, {}, config_path=args.config)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -214,9 +235,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "image-setup",
         help="prepare an image at bake time: register the cloud-init module (no pool is made)",
+        epilog="Checks first that cloud-init's own Python (the #! line of its entry point) "
+        "imports direct-lvm's module, and prints cloud-init's version and the render "
+        "carrier for it; exit 1 with the fix when it cannot. Leaves "
+        "/etc/direct-lvm/image-setup.json, so a boot without a config is a warning.",
     )
     p.add_argument("--root", default="/", help="the image's root directory (default /)")
+    p.add_argument(
+        "--no-cloud-init",
+        action="store_true",
+        help="enable direct-lvm.service (reads /etc/direct-lvm/config.yaml at boot) instead "
+        "of registering the cloud-init module",
+    )
     p.set_defaults(func=cmd_image_setup)
+
+    p = sub.add_parser(
+        "boot",
+        help="the boot path (what direct-lvm.service runs): make or re-check the storage "
+        "before the runtime starts; once per boot",
+        epilog="Runs the cloud-init module's path: on failure the runtime is masked for this "
+        "boot. A second run in the same boot (after the module or the service) says who "
+        "did the work and does nothing. Exit codes as apply: 0, 2 bad config, 1 failure.",
+    )
+    p.add_argument("--config", default=core.BOOT_CONFIG_FILE,
+                   help=f"default: {core.BOOT_CONFIG_FILE}")  # fmt: skip
+    p.set_defaults(func=cmd_boot)
 
     p = sub.add_parser(
         "render", help="write every artifact of an environment (user-data, profile, drop-ins)"
@@ -229,10 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--carrier",
         choices=["key", "file"],
-        default="key",
-        help="how user-data carries the config: the direct_lvm key (default), or a "
-        "write_files entry for /etc/direct-lvm/config.yaml (no schema warning on "
-        "cloud-init >= 23.4)",
+        default="file",
+        help="how user-data carries the config: a write_files entry for "
+        "/etc/direct-lvm/config.yaml (default; every cloud-init from 20.4 on, and its "
+        "part appends to other parts' lists), or the direct_lvm key (fine below "
+        "cloud-init 23.4, a degraded boot from 23.4 on)",
     )
     p.set_defaults(func=cmd_render)
 

@@ -531,10 +531,11 @@ def boot_config(cloud_config: dict[str, Any], path: str = BOOT_CONFIG_FILE) -> A
         raise
 
 
-def boot(mapping: dict[str, Any]) -> ApplyResult:
-    """The cloud-init entry: converge on every boot without starting the runtime (it is
-    ordered after cloud-init and finds its drop-in in place). A converged boot changes
-    nothing and says so in one line. Failures raise, after block_runtime_for_this_boot."""
+def boot(mapping: dict[str, Any], who: str = "direct-lvm") -> ApplyResult:
+    """The boot entry (cloud-init module and direct-lvm.service, through bootpath):
+    converge on every boot without starting the runtime (it is ordered after us and finds
+    its drop-in in place). A converged boot changes nothing and says so in one line,
+    prefixed with `who`. Failures raise, after block_runtime_for_this_boot."""
     try:
         the_spec = spec_from_mapping(mapping)
         result = apply(the_spec, restart=RestartMode.BOOT)
@@ -543,11 +544,11 @@ def boot(mapping: dict[str, Any]) -> ApplyResult:
         raise
     ref = the_spec.ref
     for note in result.plan.notes:
-        log.warning("direct-lvm: %s", note)
+        log.warning("%s: %s", who, note)
     if result.plan.empty:
-        log.info("direct-lvm: %s matches the config; nothing changed (%.1f s)", ref,
+        log.info("%s: %s matches the config; nothing changed (%.1f s)", who, ref,
                  result.seconds)  # fmt: skip
     else:
-        log.info("direct-lvm: %s: %d step(s) applied and verified in %.1f s", ref,
+        log.info("%s: %s: %d step(s) applied and verified in %.1f s", who, ref,
                  len(result.plan.steps), result.seconds)  # fmt: skip
     return result

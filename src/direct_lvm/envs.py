@@ -52,11 +52,20 @@ def load_env(envs_dir: Path, name: str) -> Environment:
 
 
 class Carrier(StrEnum):
-    KEY = "key"  # the direct_lvm cloud-config key
-    FILE = "file"  # write_files of /etc/direct-lvm/config.yaml (clean on cloud-init >= 23.4)
+    KEY = "key"  # the direct_lvm cloud-config key (degraded boots on cloud-init >= 23.4)
+    FILE = "file"  # write_files of /etc/direct-lvm/config.yaml (the default: every version)
 
 
-def user_data(env: Environment, carrier: Carrier = Carrier.KEY) -> str:
+# The file carrier's part merges into earlier user-data parts by appending lists (its
+# write_files entry joins theirs instead of replacing them): cloud-init's documented
+# mergers, in the string form every version from 20.4 to 25.x reads. cloud-init applies
+# the mergers of the part being merged in, so a LATER part without merge_how of its own
+# still replaces lists (cloud-init's default): put this part last, or give the others
+# the same merge_how.
+MERGE_HOW = "list(append)+dict(recurse_array)+str()"
+
+
+def user_data(env: Environment, carrier: Carrier = Carrier.FILE) -> str:
     config = spec.to_mapping(env.spec)
     if carrier is Carrier.KEY:
         return render("user-data.yaml.j2", env=env.name, description=env.description,
@@ -65,12 +74,12 @@ def user_data(env: Environment, carrier: Carrier = Carrier.KEY) -> str:
         {spec.CONFIG_KEY: config}, sort_keys=False
     )
     return render("user-data-file.yaml.j2", env=env.name, description=env.description,
-                  path=core.BOOT_CONFIG_FILE, content=content)  # fmt: skip
+                  path=core.BOOT_CONFIG_FILE, content=content, merge_how=MERGE_HOW)  # fmt: skip
 
 
 def artifacts(
     env: Environment,
-    carrier: Carrier = Carrier.KEY,
+    carrier: Carrier = Carrier.FILE,
     docker_exec_start: str = DEBIAN_DOCKER_EXEC_START,
 ) -> dict[str, str]:
     """Relative path -> content of everything an instance of this environment gets."""
@@ -80,9 +89,12 @@ def artifacts(
     for path, text in core.desired_files(s, docker).items():
         out[path.lstrip("/")] = text
     if s.runtime is spec.Runtime.CONTAINERD_DEVMAPPER:
-        out[CONTAINERD_ORDER_DROPIN] = render("docker-order.conf.j2", unit="containerd")
+        out[CONTAINERD_ORDER_DROPIN] = render("docker-order.conf.j2", unit="containerd",
+                                              after="cloud-init.service")  # fmt: skip
     else:
-        out[ORDER_DROPIN] = render("docker-order.conf.j2", unit="docker")
+        out[ORDER_DROPIN] = render(
+            "docker-order.conf.j2", unit="docker", after="cloud-init.service"
+        )
     return out
 
 

@@ -1,18 +1,28 @@
-"""`direct-lvm image-setup`: prepare an image (at bake time) so that cloud-init runs the
-direct_lvm module on every boot. Creates no pool and starts nothing: disks and user-data
-are decided when an instance launches."""
+"""`direct-lvm image-setup`: prepare an image (at bake time) so that the boot path runs
+on every boot: cloud-init's direct_lvm module (the default), or direct-lvm.service
+(--no-cloud-init). Checks that cloud-init's own Python can import the module, and leaves
+a marker so that a boot with no config is reported. Creates no pool and starts nothing:
+disks and user-data are decided when an instance launches."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from . import __version__
+from .bootpath import MARKER
 from .core import write_file
 from .errors import DirectLvmError
 from .render import render
+from .run import run
 
 log = logging.getLogger("direct_lvm")
 
@@ -22,6 +32,19 @@ CLOUD_CFG_D = "etc/cloud/cloud.cfg.d"
 OUR_CFG = f"{CLOUD_CFG_D}/90_direct_lvm.cfg"
 ORDER_DROPIN = "etc/systemd/system/docker.service.d/10-direct-lvm-order.conf"
 CONTAINERD_ORDER_DROPIN = "etc/systemd/system/containerd.service.d/10-direct-lvm-order.conf"
+SERVICE = "direct-lvm.service"
+# Where a package puts the unit (the .deb: /lib/systemd/system); else image-setup
+# installs the copy shipped in the wheel into /etc/systemd/system.
+UNIT_DIRS = ("lib/systemd/system", "usr/lib/systemd/system")
+LOCAL_UNIT = f"etc/systemd/system/{SERVICE}"
+WANTS = f"etc/systemd/system/multi-user.target.wants/{SERVICE}"
+# systemd's search path for an ExecStart= without a directory (the unit runs
+# `direct-lvm boot`, so a .deb in /usr/bin and a pip install in /usr/local/bin both work).
+EXEC_DIRS = ("usr/local/sbin", "usr/local/bin", "usr/sbin", "usr/bin", "sbin", "bin")
+CLOUD_INIT_BINS = ("usr/bin/cloud-init", "usr/local/bin/cloud-init", "bin/cloud-init")
+# cloud-init validates user-data against its own schema from 23.4 on: a top-level
+# direct_lvm key then marks the boot degraded.
+SCHEMA_STRICT = (23, 4)
 # Modules that set up disks and mounts run first; direct_lvm goes right after them.
 AFTER = ("mounts", "disk_setup", "growpart", "resizefs")
 
@@ -61,16 +84,198 @@ def with_module(modules: list[Any]) -> tuple[list[Any], str]:
     return out, after or "the last module"
 
 
-def image_setup(root: Path = Path("/")) -> list[Path]:
-    modules, after = with_module(current_modules(root))
+def shebang_argv(text: str) -> list[str]:
+    """The interpreter command line of a script's `#!` line ([] when there is none)."""
+    first = text.split("\n", 1)[0]
+    if not first.startswith("#!"):
+        return []
+    return first[2:].split()
+
+
+_VERSION = re.compile(r"(\d+)\.(\d+)")
+
+
+def recommended_carrier(version: str | None) -> tuple[str, str]:
+    """The carrier `render` should use for this cloud-init version, and why."""
+    m = _VERSION.search(version or "")
+    if m and (int(m.group(1)), int(m.group(2))) < SCHEMA_STRICT:
+        return "file", (
+            "works on every cloud-init from 20.4 to 25.x; the direct_lvm key also boots "
+            f"clean on this {version}, but not from 23.4 on"
+        )
+    return "file", (
+        "works on every cloud-init from 20.4 to 25.x; the direct_lvm key would mark "
+        "boots degraded on 23.4 and later (cloud-init's schema has no room for it)"
+    )
+
+
+# Run by cloud-init's own interpreter: its version, then our two imports.
+CHECK_SCRIPT = """
+try:
+    from cloudinit import version
+    print(version.version_string())
+except Exception as e:
+    print("unknown")
+import cc_direct_lvm, direct_lvm
+print(direct_lvm.__file__)
+"""
+
+
+@dataclass
+class Check:
+    """What image-setup found about the boot path it set up (printed by the CLI)."""
+
+    notes: list[str] = field(default_factory=list)
+    cloud_init_version: str | None = None
+
+
+def cloud_init_python(root: Path) -> tuple[Path, list[str]]:
+    """cloud-init's entry point under root and the interpreter its `#!` line names."""
+    for rel in CLOUD_INIT_BINS:
+        exe = root / rel
+        if exe.is_file():
+            with exe.open("rb") as f:
+                head = f.read(512).decode("utf-8", "replace")
+            argv = shebang_argv(head)
+            if not argv:
+                raise DirectLvmError(
+                    f"{exe} has no #! line naming its Python",
+                    "reinstall cloud-init from the distribution's package",
+                )
+            return exe, argv
+    raise DirectLvmError(
+        f"cloud-init's entry point not found under {root} "
+        f"(looked at {', '.join('/' + r for r in CLOUD_INIT_BINS)})",
+        "install cloud-init in the image first (apt-get install cloud-init), or use "
+        "--no-cloud-init to run direct-lvm.service instead",
+    )
+
+
+def check_cloud_init(root: Path) -> Check:
+    """Import cc_direct_lvm and direct_lvm with the interpreter cloud-init runs on (read
+    from its entry point, not assumed), in the image (chroot) when root is not /."""
+    exe, python = cloud_init_python(root)
+    check = Check()
+    shown = " ".join(python)
+    argv = [*python, "-c", CHECK_SCRIPT]
+    if root.resolve() != Path("/"):
+        if os.geteuid() != 0:
+            check.notes.append(
+                f"not checked that cloud-init's Python ({shown}) can import direct-lvm's "
+                f"module: that needs chroot {root}, as root; run image-setup inside the "
+                "image, or as root"
+            )
+            return check
+        argv = ["chroot", str(root), *argv]
+    result = run(argv, check=False)
+    lines = result.stdout.split()
+    check.cloud_init_version = lines[0] if lines and lines[0] != "unknown" else None
+    if result.returncode != 0:
+        err = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise DirectLvmError(
+            f"cloud-init's Python ({shown}, from the #! line of {exe}) cannot import "
+            f"direct-lvm's module: {err}",
+            "install the .deb (apt-get install ./direct-lvm_*.deb), or pip install the "
+            f"wheel into that Python ({python[-1]} -m pip install --no-deps "
+            "direct_lvm-*.whl); a pipx or virtualenv install is invisible to cloud-init",
+        )
+    where = lines[-1] if len(lines) > 1 else "?"
+    check.notes.append(
+        f"cloud-init {check.cloud_init_version or '(version unknown)'} runs on {shown}, "
+        f"which imports cc_direct_lvm and direct_lvm ({where})"
+    )
+    carrier, why = recommended_carrier(check.cloud_init_version)
+    check.notes.append(f"recommended carrier: {carrier} (render --carrier {carrier}): {why}")
+    return check
+
+
+def check_service(root: Path) -> Check:
+    """direct-lvm.service runs `direct-lvm boot`: the executable must be where systemd
+    looks for a command without a directory."""
+    found = [root / d / "direct-lvm" for d in EXEC_DIRS if (root / d / "direct-lvm").exists()]
+    if not found:
+        raise DirectLvmError(
+            f"no direct-lvm executable under {root} in {', '.join('/' + d for d in EXEC_DIRS)}, "
+            "where systemd looks for direct-lvm.service's `direct-lvm boot`",
+            "install the .deb (apt-get install ./direct-lvm_*.deb), or pip install the "
+            "wheel into the system's python3",
+        )
+    return Check([f"direct-lvm.service will run {found[0]} boot"])
+
+
+def shipped_unit() -> Path:
+    """direct-lvm.service as shipped: in the wheel, or systemd/ of the source tree."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "systemd" / SERVICE, here.parents[1] / "systemd" / SERVICE):
+        if candidate.is_file():
+            return candidate
+    raise DirectLvmError(f"{SERVICE} not found next to {here} (broken install?)",
+                         "reinstall direct-lvm")  # fmt: skip
+
+
+def install_service(root: Path) -> list[Path]:
+    """Enable direct-lvm.service (the wants link systemctl enable makes), installing the
+    unit into /etc/systemd/system when no package put it in place."""
     written = []
-    for rel, text in (
-        (OUR_CFG, render("cloud-cfg-direct-lvm.cfg.j2", modules=modules, after=after)),
-        (ORDER_DROPIN, render("docker-order.conf.j2", unit="docker")),
-        (CONTAINERD_ORDER_DROPIN, render("docker-order.conf.j2", unit="containerd")),
-    ):
+    unit = next((root / d / SERVICE for d in UNIT_DIRS if (root / d / SERVICE).is_file()), None)
+    if unit is None:
+        unit = root / LOCAL_UNIT
+        write_file(str(unit), shipped_unit().read_text())
+        log.info("wrote %s", unit)
+        written.append(unit)
+    link = root / WANTS
+    target = "/" + unit.relative_to(root).as_posix()
+    if not (link.is_symlink() and os.readlink(link) == target):
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
+        log.info("enabled %s (%s -> %s)", SERVICE, link, target)
+    written.append(link)
+    return written
+
+
+def write_marker(root: Path, mode: str, check: Check) -> Path:
+    path = root / MARKER.lstrip("/")
+    marker: dict[str, Any] = {
+        "version": __version__,
+        "mode": mode,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cloud_init": check.cloud_init_version,
+    }
+    write_file(str(path), json.dumps(marker, indent=2) + "\n")
+    return path
+
+
+def image_setup(
+    root: Path = Path("/"), *, cloud_init: bool = True, check: Check | None = None
+) -> list[Path]:
+    """Write what the boot path needs: the module's registration (or direct-lvm.service,
+    enabled), the runtimes' order drop-ins, the marker. Runs nothing: the CLI runs
+    check_cloud_init / check_service first and passes their result."""
+    check = check or Check()
+    written: list[Path] = []
+    if cloud_init:
+        modules, after = with_module(current_modules(root))
+        files = [(OUR_CFG, render("cloud-cfg-direct-lvm.cfg.j2", modules=modules, after=after))]
+        unit_after = "cloud-init.service"
+    else:
+        files = []
+        unit_after = SERVICE
+        ours = root / OUR_CFG
+        if ours.exists():  # set up for cloud-init before: the service takes over
+            ours.unlink()
+            log.info("removed %s (direct-lvm.service runs the boot path instead)", ours)
+        written += install_service(root)
+    files += [
+        (ORDER_DROPIN, render("docker-order.conf.j2", unit="docker", after=unit_after)),
+        (CONTAINERD_ORDER_DROPIN,
+         render("docker-order.conf.j2", unit="containerd", after=unit_after)),
+    ]  # fmt: skip
+    for rel, text in files:
         path = root / rel
         write_file(str(path), text)
         log.info("wrote %s", path)
         written.append(path)
+    written.append(write_marker(root, "cloud-init" if cloud_init else "service", check))
     return written

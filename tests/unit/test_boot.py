@@ -1,4 +1,8 @@
-"""Where the cloud-init module finds its config: the key, else the write_files file."""
+"""Where the boot path finds its config (the key, else the write_files file), and that it
+runs once a boot."""
+
+import json
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +112,109 @@ def test_every_config_error_at_boot_holds_the_runtime_back(case, tmp_path, monke
     with pytest.raises(ConfigError):
         core.boot(core.boot_config({}, str(f)))
     assert blocked == [core.DOCKER_UNITS]
+
+
+# ---------------------------------------------------------------- the boot path, once a boot
+
+
+@pytest.fixture
+def paths(tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("direct_lvm: {devices: [/dev/vdb]}\n")
+    return {
+        "config_path": str(cfg),
+        "record": str(tmp_path / "run/boot.json"),
+        "lock": str(tmp_path / "run/boot.lock"),
+        "marker": str(tmp_path / "image-setup.json"),
+    }
+
+
+@pytest.fixture
+def applied(monkeypatch):
+    from direct_lvm.plan import Plan
+
+    calls = []
+
+    def fake_boot(mapping, who="direct-lvm"):
+        calls.append((mapping, who))
+        return core.ApplyResult(Plan(steps=(), facts=(), notes=()), (), 0.1)
+
+    monkeypatch.setattr(core, "boot", fake_boot)
+    return calls
+
+
+def test_first_run_does_the_work_and_records_who(paths, applied):
+    from direct_lvm import bootpath
+
+    assert bootpath.run_boot(bootpath.BY_MODULE, {}, **paths) == 0
+    assert applied == [({"devices": ["/dev/vdb"]}, "direct-lvm (cloud-init module)")]
+    record = bootpath.read_record(paths["record"])
+    assert record["by"] == "cloud-init module" and record["result"] == "ok: nothing changed"
+    assert record["boot_id"] == bootpath.boot_id()
+
+
+def test_second_run_in_the_same_boot_says_who_did_it_and_does_nothing(paths, applied, caplog):
+    from direct_lvm import bootpath
+
+    bootpath.run_boot(bootpath.BY_MODULE, {}, **paths)
+    with caplog.at_level("INFO", logger="direct_lvm"):
+        assert bootpath.run_boot(bootpath.BY_SERVICE, {}, **paths) == 0
+    assert len(applied) == 1
+    assert "direct-lvm (direct-lvm.service): already done this boot by cloud-init module at " in (
+        caplog.text
+    )
+    assert "nothing to do" in caplog.text
+
+
+def test_a_record_of_another_boot_is_ignored(paths, applied):
+    from direct_lvm import bootpath
+
+    Path(paths["record"]).parent.mkdir(parents=True)
+    Path(paths["record"]).write_text(
+        json.dumps({"by": "cloud-init module", "boot_id": "an-earlier-boot", "exit_code": 0})
+    )
+    assert bootpath.read_record(paths["record"]) is None
+    assert bootpath.run_boot(bootpath.BY_SERVICE, {}, **paths) == 0
+    assert len(applied) == 1
+
+
+def test_a_failed_first_run_is_recorded_and_not_retried(paths, monkeypatch, caplog):
+    from direct_lvm import bootpath
+
+    blocked = []
+    monkeypatch.setattr(core, "block_runtime_for_this_boot", lambda units: blocked.append(units))
+    Path(paths["config_path"]).write_text("direct_lvm: {devices: [/dev/vdb], data_percent: 150}\n")
+    with pytest.raises(ConfigError):
+        bootpath.run_boot(bootpath.BY_SERVICE, {}, **paths)
+    assert blocked == [core.DOCKER_UNITS]
+    record = bootpath.read_record(paths["record"])
+    assert record["exit_code"] == 2 and record["result"].startswith("failed: ")
+    with caplog.at_level("INFO", logger="direct_lvm"):
+        assert bootpath.run_boot(bootpath.BY_MODULE, {}, **paths) == 2
+    assert "already done this boot by direct-lvm.service" in caplog.text
+    assert blocked == [core.DOCKER_UNITS]  # not tried (nor blocked) twice
+
+
+def test_no_config_in_a_set_up_image_is_a_warning_naming_where_it_looked(paths, applied, caplog):
+    from direct_lvm import bootpath
+
+    Path(paths["config_path"]).unlink()
+    Path(paths["marker"]).write_text("{}\n")
+    with caplog.at_level("DEBUG", logger="direct_lvm"):
+        assert bootpath.run_boot(bootpath.BY_MODULE, {"users": []}, **paths) == 0
+    (rec,) = [r for r in caplog.records if r.name == "direct_lvm"]
+    assert rec.levelname == "WARNING"
+    msg = rec.getMessage()
+    assert msg.startswith("direct-lvm (cloud-init module): no config: ")
+    assert f"the direct_lvm key of the cloud-config and {paths['config_path']}" in msg
+    assert applied == [] and bootpath.read_record(paths["record"]) is None
+
+
+def test_no_config_without_the_marker_stays_a_debug_line(paths, applied, caplog):
+    from direct_lvm import bootpath
+
+    Path(paths["config_path"]).unlink()
+    with caplog.at_level("DEBUG", logger="direct_lvm"):
+        assert bootpath.run_boot(bootpath.BY_SERVICE, {}, **paths) == 0
+    (rec,) = [r for r in caplog.records if r.name == "direct_lvm"]
+    assert rec.levelname == "DEBUG" and "direct-lvm (direct-lvm.service)" in rec.getMessage()

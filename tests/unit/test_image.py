@@ -1,8 +1,13 @@
+import json
+import os
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 
+from direct_lvm import image
+from direct_lvm.errors import DirectLvmError
 from direct_lvm.image import (
     CONTAINERD_ORDER_DROPIN,
     ORDER_DROPIN,
@@ -10,6 +15,8 @@ from direct_lvm.image import (
     current_modules,
     image_setup,
 )
+
+MARKER = "etc/direct-lvm/image-setup.json"
 
 DATA = Path(__file__).parent / "data"
 
@@ -60,4 +67,91 @@ def test_image_setup_creates_no_pool_and_runs_nothing(tmp_path):
         OUR_CFG,
         ORDER_DROPIN,
         CONTAINERD_ORDER_DROPIN,
+        MARKER,
     }
+    marker = json.loads((tmp_path / MARKER).read_text())
+    assert marker["mode"] == "cloud-init" and marker["version"]
+
+
+def test_no_cloud_init_enables_the_service_and_orders_the_runtimes_after_it(tmp_path):
+    root = fake_root(tmp_path)
+    image_setup(root)  # set up for cloud-init first: the service then takes over
+    written = image_setup(root, cloud_init=False)
+    rel = {p.relative_to(root).as_posix() for p in written}
+    unit = "etc/systemd/system/direct-lvm.service"  # no package put it in /lib
+    wants = "etc/systemd/system/multi-user.target.wants/direct-lvm.service"
+    assert rel == {unit, wants, ORDER_DROPIN, CONTAINERD_ORDER_DROPIN, MARKER}
+    assert os.readlink(root / wants) == "/" + unit
+    assert (root / unit).read_text() == (image.shipped_unit()).read_text()
+    assert not (root / OUR_CFG).exists()  # the module is no longer registered
+    for path in (ORDER_DROPIN, CONTAINERD_ORDER_DROPIN):
+        assert "[Unit]\nAfter=direct-lvm.service\n" in (root / path).read_text()
+    assert json.loads((root / MARKER).read_text())["mode"] == "service"
+
+
+def test_no_cloud_init_enables_a_packaged_unit_in_place(tmp_path):
+    root = tmp_path
+    (root / "lib/systemd/system").mkdir(parents=True)
+    (root / "lib/systemd/system/direct-lvm.service").write_text("[Unit]\n")
+    image_setup(root, cloud_init=False)
+    link = root / "etc/systemd/system/multi-user.target.wants/direct-lvm.service"
+    assert os.readlink(link) == "/lib/systemd/system/direct-lvm.service"
+    assert not (root / "etc/systemd/system/direct-lvm.service").exists()
+    image_setup(root, cloud_init=False)  # again: same link
+    assert os.readlink(link) == "/lib/systemd/system/direct-lvm.service"
+
+
+def test_shipped_unit_runs_the_boot_command_before_the_runtimes():
+    text = image.shipped_unit().read_text()
+    assert "ExecStart=direct-lvm boot\n" in text
+    assert "ConditionPathExists=/etc/direct-lvm/config.yaml\n" in text
+    assert "Before=docker.service docker.socket containerd.service" in text
+    assert "Type=oneshot" in text and "RemainAfterExit=yes" in text
+
+
+@pytest.mark.parametrize(
+    ("line", "argv"),
+    [
+        ("#!/usr/bin/python3\n", ["/usr/bin/python3"]),
+        ("#! /usr/bin/python3 -s\nimport x", ["/usr/bin/python3", "-s"]),
+        ("#!/usr/bin/env python3\n", ["/usr/bin/env", "python3"]),
+        ("#!/opt/venv/bin/python\r\n", ["/opt/venv/bin/python"]),
+        ("import sys\n", []),
+        ("", []),
+    ],
+)
+def test_shebang_argv(line, argv):
+    assert image.shebang_argv(line) == argv
+
+
+@pytest.mark.parametrize(
+    ("version", "key_ok"),
+    [("20.4", True), ("22.4.2", True), ("23.3.3", True), ("23.4", False), ("25.1.1", False),
+     (None, False), ("unknown", False)],
+)  # fmt: skip
+def test_carrier_is_file_for_every_version(version, key_ok):
+    carrier, why = image.recommended_carrier(version)
+    assert carrier == "file"
+    assert ("also boots clean" in why) == key_ok
+
+
+def test_cloud_init_python_is_read_from_its_entry_point(tmp_path):
+    (tmp_path / "usr/bin").mkdir(parents=True)
+    (tmp_path / "usr/bin/cloud-init").write_text("#!/usr/bin/python3.9\nimport cloudinit\n")
+    exe, argv = image.cloud_init_python(tmp_path)
+    assert exe == tmp_path / "usr/bin/cloud-init" and argv == ["/usr/bin/python3.9"]
+
+
+def test_no_cloud_init_entry_point_is_an_error_with_the_fix(tmp_path):
+    with pytest.raises(DirectLvmError, match="cloud-init's entry point not found") as e:
+        image.cloud_init_python(tmp_path)
+    assert "--no-cloud-init" in str(e.value)
+
+
+def test_service_check_wants_the_executable_where_systemd_looks(tmp_path):
+    with pytest.raises(DirectLvmError, match="no direct-lvm executable") as e:
+        image.check_service(tmp_path)
+    assert "install the .deb" in str(e.value)
+    (tmp_path / "usr/local/bin").mkdir(parents=True)
+    (tmp_path / "usr/local/bin/direct-lvm").write_text("#!/usr/bin/python3\n")
+    assert "usr/local/bin/direct-lvm boot" in image.check_service(tmp_path).notes[0]
