@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import OWNER_TAG, containerd
-from .core import exclusive, execute, profile_path, read_file
+from .core import BOOT_CONFIG_FILE, exclusive, execute, profile_path, read_file
 from .errors import ConfigError, RefusedError, VerifyError
 from .overlay2 import devno, mount_at, read_mountinfo
 from .plan import DEVICE_RECORD, Action, Plan, Step, device_record
@@ -55,6 +55,7 @@ class ResetObserved:
     pool_state: str = ""  # the runtime's own metadata about the pool's devices (a dir)
     backups: tuple[str, ...] = ()
     timestamp: str = "00000000T000000Z"
+    boot_config: bool = False  # BOOT_CONFIG_FILE exists (the next boot applies it)
 
 
 @dataclass(frozen=True)
@@ -345,6 +346,11 @@ def plan_reset(spec: Spec, observed: ResetObserved, *, force: bool = False) -> R
                 argv=("systemctl", "daemon-reload"),
             )
         )
+    if observed.boot_config and steps:
+        facts.append(
+            f"{BOOT_CONFIG_FILE} exists: cloud-init applies it again at the next boot; "
+            "remove it (and any direct_lvm key in the user-data) to keep this undone"
+        )
     kept = observed.backups
     for b in kept:
         facts.append(f"docker's earlier storage at {b} is kept (reset never touches it)")
@@ -431,8 +437,9 @@ def observe(spec: Spec) -> ResetObserved:
         docker_root_ours=ours,
         mount_enabled=os.path.lexists(MOUNT_WANTS),
         pool_state=pool_state,
-        backups=tuple(b for b in backups() if not b.endswith(RESET_SUFFIX)),
+        backups=tuple(backups()),
         timestamp=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+        boot_config=os.path.exists(BOOT_CONFIG_FILE),
     )
 
 

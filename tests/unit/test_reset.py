@@ -87,6 +87,9 @@ def test_devicemapper_reset_undoes_everything_in_order_and_keeps_the_backup():
     assert rp.stopped == ("docker.socket", "docker.service")
     assert rp.pvs == ("/dev/vdb", "/dev/vdc")
     assert rp.moved == (f"/var/lib/docker.direct-lvm-backup-{TS}-reset",)
+    assert not any("next boot" in f for f in rp.plan.facts)
+    rp = reset.plan_reset(s, observed(s, boot_config=True))
+    assert any("/etc/direct-lvm/config.yaml exists" in f for f in rp.plan.facts)
 
 
 def test_vg_without_our_tag_is_refused_even_with_force():
