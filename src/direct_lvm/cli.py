@@ -1,5 +1,9 @@
 """`direct-lvm`: a thin adapter over core. Exit codes: 0 ok, 2 bad config (nothing
-changed), 1 failure."""
+changed), 1 failure; `plan --exit-code` 4: changes pending; `status --check` follows the
+monitoring-plugins convention (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+
+The engine (core, spec: jinja2, jsonschema, yaml) is imported inside the cmd_* functions,
+so `--version` and `--help` stay fast."""
 
 from __future__ import annotations
 
@@ -7,14 +11,18 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from . import __version__, core, spec
+from . import __version__
 from .errors import DirectLvmError
-from .plan import Plan
-from .runtime import RestartMode
-from .units import human
+
+if TYPE_CHECKING:
+    from .plan import Plan
+    from .runtime import RestartMode
+    from .spec import Spec
 
 log = logging.getLogger("direct_lvm")
 
@@ -32,7 +40,20 @@ def _setup_logging(verbose: bool) -> None:
     log.propagate = False
 
 
-def _print_plan(p: Plan, s: spec.Spec) -> None:
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+# core.BOOT_CONFIG_FILE, spelled out so the parser needs no engine import (a unit test
+# checks that they agree)
+BOOT_CONFIG_FILE = "/etc/direct-lvm/config.yaml"
+# `plan --exit-code`: the config would change something (terraform's -detailed-exitcode
+# uses 2, which is taken here by "bad configuration").
+EXIT_CHANGES_PENDING = 4
+
+
+def _print_json(doc: dict[str, Any]) -> None:
+    print(json.dumps(doc, indent=2, default=str))
+
+
+def _print_plan(p: Plan, s: Spec) -> None:
     ref = s.ref
     for fact in p.facts:
         print(f"# {fact}")
@@ -48,11 +69,20 @@ def _print_plan(p: Plan, s: spec.Spec) -> None:
 
 
 def _restart(args: argparse.Namespace) -> RestartMode:
+    from .runtime import RestartMode
+
     return RestartMode.NEVER if args.no_restart else RestartMode.NOW
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from . import spec
+
     s = spec.load_file(args.config)
+    if args.json:
+        from .report import envelope
+
+        _print_json(envelope(valid=True, config=spec.to_mapping(s)))
+        return 0
     print(f"{args.config}: valid")
     if args.verbose:
         print(json.dumps(spec.to_mapping(s), indent=2))
@@ -60,18 +90,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from . import core, spec
+    from .report import envelope
+
     s = spec.load_file(args.config)
     p, _ = core.make_plan(s, restart=_restart(args))
     if args.json:
-        print(json.dumps({"config": spec.to_mapping(s), **p.to_json()}, indent=2))
+        _print_json(envelope(config=spec.to_mapping(s), **p.to_json()))
     else:
         _print_plan(p, s)
-    return 0
+    return EXIT_CHANGES_PENDING if args.exit_code and not p.empty else EXIT_OK
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    from . import core, spec
+
     s = spec.load_file(args.config)
     result = core.apply(s, restart=_restart(args), dry_run=args.dry_run)
+    if args.json:
+        _print_json(_apply_json(s, result, dry_run=args.dry_run))
+        return 0
     if args.dry_run:
         _print_plan(result.plan, s)
         return 0
@@ -86,20 +124,77 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return 0
 
 
-# `status --check`: a pool is filling up and nothing can extend it (for monitoring).
-EXIT_POOL_ALERT = 3
+def _apply_json(s: Spec, result: Any, *, dry_run: bool) -> dict[str, Any]:
+    """apply --json: what changed (or would, with --dry-run), how it was verified."""
+    from .plan import Action
+    from .report import envelope
+
+    steps = result.plan.steps
+    ran = not dry_run
+    return envelope(
+        ref=s.ref,
+        runtime=str(s.runtime),
+        dry_run=dry_run,
+        changed=ran and bool(steps),
+        steps=[step.to_json() for step in steps],
+        commands=[step.shell().rstrip("\n") for step in steps if step.action is Action.RUN],
+        files_written=[step.path for step in steps if step.action is Action.WRITE and ran],
+        verified=list(result.verified),
+        seconds=round(result.seconds, 3),
+        notes=list(result.plan.notes),
+        facts=list(result.plan.facts),
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    pools = core.status()
-    lvs = core.volumes()
-    alert = EXIT_POOL_ALERT if args.check and any(p["warnings"] for p in pools) else 0
+    from . import core, report
+
+    fmt = "json" if args.json else args.format
+    try:
+        pools = core.status()
+        lvs = core.volumes()
+    except DirectLvmError as e:
+        if not args.check:
+            raise
+        verdict = report.unknown(f"cannot tell: {e.message}")
+        log.error("error: %s", e)
+        if fmt == "json":
+            _print_json(report.envelope(pools=[], volumes=[], check=verdict.to_json()))
+        else:
+            print(verdict.line)
+        return verdict.code
+    verdict = report.check(pools, lvs)
+    code = verdict.code if args.check else 0
     # the boot path's config file (None: absent; a config may also come from the key)
     config_file = core.BOOT_CONFIG_FILE if Path(core.BOOT_CONFIG_FILE).exists() else None
-    if args.json:
-        print(json.dumps({"pools": pools, "volumes": lvs, "config_file": config_file},
-                         indent=2))  # fmt: skip
-        return alert
+    if fmt == "prometheus":
+        text = report.prometheus(pools, lvs, core.last_apply())
+        if args.output:
+            core.write_file(args.output, text)
+        else:
+            sys.stdout.write(text)
+        return code
+    if fmt == "json":
+        doc = report.envelope(pools=pools, volumes=lvs, config_file=config_file)
+        if args.check:
+            doc["check"] = verdict.to_json()
+        _print_json(doc)
+        return code
+    if args.check:  # the monitoring plugin's one line (stdout); warnings still on stderr
+        print(verdict.line)
+        for p in pools:
+            for warning in p["warnings"]:
+                log.warning("warning: %s", warning)
+        return code
+    return _print_status(pools, lvs, config_file)
+
+
+def _print_status(
+    pools: list[dict[str, Any]], lvs: list[dict[str, Any]], config_file: str | None
+) -> int:
+    from . import core
+    from .units import human
+
     for v in lvs:  # docker-overlay2's LVs
         where = f"mounted at {v['mounted_at']}" if v["mounted_at"] else "not mounted"
         print(f"{v['vg']}/{v['lv']} ({v['dm_path']}): {human(v['size'])} plain LV, {where}")
@@ -136,11 +231,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  docker's earlier storage kept at {kept}")
         for warning in p["warnings"]:
             log.warning("warning: %s", warning)
-    return alert
+    return 0
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
-    from . import reset
+    from . import reset, spec
 
     s = spec.load_file(args.config)
     result = reset.reset(s, yes=args.yes, force=args.force)
@@ -162,6 +257,11 @@ def cmd_image_setup(args: argparse.Namespace) -> int:
         print(path)
     for note in check.notes:
         print(f"# {note}")
+    if args.metrics_timer:
+        from .image import metrics_timer_setup
+
+        for path in metrics_timer_setup(root):
+            print(path)
     return 0
 
 
@@ -186,32 +286,149 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fields_text() -> str:
+    """Every config field with its type and the first sentence of its description, read
+    from the JSON schema (json only: no jsonschema import for --help)."""
+    import re
+    import textwrap
+    from importlib import resources
+
+    root = json.loads(
+        resources.files("direct_lvm").joinpath("schema/direct_lvm.schema.json").read_text()
+    )
+    required = set(root.get("required", []))
+    lines = []
+
+    def kind(node: dict[str, Any]) -> str:
+        if "$ref" in node:
+            return {"lvm_name": "LVM name", "size": "size"}.get(node["$ref"].rsplit("/")[-1],
+                                                               "string")  # fmt: skip
+        if "enum" in node:
+            return "|".join(map(str, node["enum"]))
+        if "anyOf" in node:
+            return "auto|size" if node.get("default") == "auto" else "various"
+        return str(node.get("type", "any"))
+
+    def walk(props: dict[str, Any], prefix: str) -> None:
+        for name, node in props.items():
+            first = re.split(r"(?<=[a-z0-9)])\. (?=[A-Z])", str(node.get("description", "")))[0]
+            first = first.rstrip(".")
+            default = node.get("default")
+            shown = "" if default in (None, {}) else f" (default {json.dumps(default)})"
+            need = " (required)" if not prefix and name in required else ""
+            lines.append(f"  {prefix}{name}: {kind(node)}{need}{shown}")
+            lines.append(textwrap.fill(first, 88, initial_indent=" " * 6,
+                                       subsequent_indent=" " * 6))  # fmt: skip
+            if node.get("type") == "object" and "properties" in node:
+                walk(node["properties"], f"{prefix}{name}.")
+
+    walk(root["properties"], "")
+    return "\n".join(lines)
+
+
+def _help(text: str) -> str:
+    return text.strip("\n")
+
+
+class _Parser(argparse.ArgumentParser):
+    """With --json anywhere on the command line, a usage error is JSON on stdout too."""
+
+    def error(self, message: str) -> NoReturn:
+        if "--json" in sys.argv[1:] or "--json" in _ARGV:
+            from .report import error_json
+
+            print(json.dumps(error_json(EXIT_CONFIG, message, f"see {self.prog} --help")))
+        super().error(message)
+
+
+_ARGV: list[str] = []  # main()'s argv, for _Parser.error
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(
         prog="direct-lvm",
         description="LVM thin pools for container runtimes, set up from a cloud-config.",
-        epilog="Exit codes: 0 ok, 2 bad configuration (nothing changed), 1 failure; "
-        "status --check: 3 when a pool is filling up with no room left to extend.",
+        formatter_class=raw,
+        epilog=_help(f"""
+Exit codes (every command):
+  0  ok
+  1  a command failed, the result did not verify, or an OS error (path and reason named)
+  2  bad configuration or refused device: nothing was changed
+  {EXIT_CHANGES_PENDING}  plan --exit-code: changes pending
+status --check uses the monitoring-plugins codes instead: 0 OK, 1 WARNING, 2 CRITICAL,
+3 UNKNOWN. With --json, an error is also printed on stdout as
+{{"format": 1, "error": {{"code", "message", "field", "value", "fix"}}}}.
+
+Example: direct-lvm plan /etc/direct-lvm/config.yaml
+"""),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every command run")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--debug", action="store_true", help="show a traceback for any error (for bug reports)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     cfg_help = "a cloud-config with a direct_lvm key, or just the direct_lvm mapping (YAML)"
+    json_help = 'machine-readable output ("format": 1; errors too, on stdout)'
 
-    p = sub.add_parser("validate", help="check a config against the schema")
+    p = sub.add_parser(
+        "validate",
+        help="check a config against the schema",
+        formatter_class=raw,
+        description="Check a config: YAML (at most 1 MiB, UTF-8, no repeated keys), the "
+        "schema, and LVM's naming rules. Touches nothing, probes nothing.",
+        epilog=_help(f"""
+Exit codes: 0 valid; 2 invalid (each problem named with its line, column and fix).
+Example: direct-lvm validate /etc/direct-lvm/config.yaml
+
+Fields (under the direct_lvm key, or at top level):
+{_fields_text()}
+"""),
+    )
     p.add_argument("config", help=cfg_help)
+    p.add_argument("--json", action="store_true", help=json_help)
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("plan", help="show the steps apply would run, as shell lines")
+    p = sub.add_parser(
+        "plan",
+        help="show the steps apply would run, as shell lines",
+        formatter_class=raw,
+        description="Probe the system (read-only) and print the steps apply would run, "
+        "each with its reason, as shell lines you could paste.",
+        epilog=_help(f"""
+Exit codes: 0 ok (with --exit-code: nothing to do); {EXIT_CHANGES_PENDING} with --exit-code: changes
+pending; 2 bad configuration or refused device; 1 a probe failed.
+Example: direct-lvm plan --exit-code /etc/direct-lvm/config.yaml || echo "would change"
+"""),
+    )
     p.add_argument("config", help=cfg_help)
-    p.add_argument("--json", action="store_true", help="machine-readable plan")
+    p.add_argument("--json", action="store_true", help=json_help)
     p.add_argument("--no-restart", action="store_true", help="do not (re)start the runtime")
+    p.add_argument(
+        "--exit-code",
+        action="store_true",
+        help=f"exit {EXIT_CHANGES_PENDING} when apply would change something (0 when not)",
+    )
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("apply", help="make the system match the config, then verify it")
+    p = sub.add_parser(
+        "apply",
+        help="make the system match the config, then verify it",
+        formatter_class=raw,
+        description="Plan, run the steps (each command logged as a shell line), re-probe "
+        "and verify. A converged system is left as it is. The time and result are "
+        "recorded in /var/lib/direct-lvm/last-apply.json (for status --format prometheus).",
+        epilog=_help("""
+Exit codes: 0 applied and verified (or nothing to do); 2 bad configuration or refused
+device, nothing changed; 1 a command failed or the result did not verify.
+Example: direct-lvm apply --json /etc/direct-lvm/config.yaml
+"""),
+    )
     p.add_argument("config", help=cfg_help)
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--no-restart", action="store_true", help="do not (re)start the runtime")
+    p.add_argument("--json", action="store_true", help=json_help + "; what changed")
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser(
@@ -235,10 +452,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "image-setup",
         help="prepare an image at bake time: register the cloud-init module (no pool is made)",
-        epilog="Checks first that cloud-init's own Python (the #! line of its entry point) "
-        "imports direct-lvm's module, and prints cloud-init's version and the render "
-        "carrier for it; exit 1 with the fix when it cannot. Leaves "
-        "/etc/direct-lvm/image-setup.json, so a boot without a config is a warning.",
+        formatter_class=raw,
+        description="Register the direct_lvm module in cloud-init's init stage (every "
+        "boot) and order docker and containerd after cloud-init. Makes no pool. Checks "
+        "first that cloud-init's own Python (the #! line of its entry point) imports "
+        "direct-lvm's module, and prints cloud-init's version and the render carrier for "
+        "it. Leaves /etc/direct-lvm/image-setup.json, so a boot without a config is a "
+        "warning.",
+        epilog=_help("""
+Exit codes: 0 done; 1 cloud-init is missing or cannot import the module (the fix is
+named), or an OS error (the path and the reason are named).
+Example: direct-lvm image-setup --root /mnt/image --metrics-timer
+"""),
     )
     p.add_argument("--root", default="/", help="the image's root directory (default /)")
     p.add_argument(
@@ -247,22 +472,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="enable direct-lvm.service (reads /etc/direct-lvm/config.yaml at boot) instead "
         "of registering the cloud-init module",
     )
+    p.add_argument(
+        "--metrics-timer",
+        action="store_true",
+        help="also install and enable direct-lvm-metrics.timer (Prometheus textfile, every minute)",
+    )
     p.set_defaults(func=cmd_image_setup)
 
     p = sub.add_parser(
         "boot",
         help="the boot path (what direct-lvm.service runs): make or re-check the storage "
         "before the runtime starts; once per boot",
-        epilog="Runs the cloud-init module's path: on failure the runtime is masked for this "
-        "boot. A second run in the same boot (after the module or the service) says who "
-        "did the work and does nothing. Exit codes as apply: 0, 2 bad config, 1 failure.",
+        formatter_class=raw,
+        description="Runs the cloud-init module's path: on failure the runtime is masked "
+        "for this boot. A second run in the same boot (after the module or the service) "
+        "says who did the work and does nothing.",
+        epilog=_help(f"""
+Exit codes as apply: 0 ok; 2 bad config (the runtime is masked for this boot); 1 failure.
+Example: direct-lvm boot --config {BOOT_CONFIG_FILE}
+"""),
     )
-    p.add_argument("--config", default=core.BOOT_CONFIG_FILE,
-                   help=f"default: {core.BOOT_CONFIG_FILE}")  # fmt: skip
+    p.add_argument("--config", default=BOOT_CONFIG_FILE,
+                   help=f"default: {BOOT_CONFIG_FILE}")  # fmt: skip
     p.set_defaults(func=cmd_boot)
 
     p = sub.add_parser(
-        "render", help="write every artifact of an environment (user-data, profile, drop-ins)"
+        "render",
+        help="write every artifact of an environment (user-data, profile, drop-ins)",
+        formatter_class=raw,
+        description="Write the cloud-config user-data of an environment (or a config) and "
+        "every file it leads to, for review. Touches nothing else.",
+        epilog=_help("""
+Exit codes: 0 written; 2 bad environment or configuration; 1 an OS error writing (the
+path and the reason are named).
+Example: direct-lvm render --env prod-nvme --out out/
+"""),
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--env", help="an environment name: ENVS_DIR/NAME.yaml")
@@ -282,30 +526,100 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "status",
-        help="the thin pools direct-lvm manages",
-        epilog="A pool whose data%% or metadata%% is at or above its autoextend threshold "
-        "(80%% when autoextend is off) while the volume group has no room for one more "
-        "autoextend step gets a warning. With --check that exits 3 (for monitoring); "
-        "0 otherwise, 1 on failure.",
+        help="the thin pools and LVs direct-lvm manages",
+        formatter_class=raw,
+        description="Each pool direct-lvm owns: size, usage, chunk, profile, monitoring, "
+        "autoextend room, PVs and backups; docker-overlay2's LVs. A pool at or above its "
+        "autoextend threshold (80% when autoextend is off) with no room for one more step "
+        "gets a warning.",
+        epilog=_help("""
+Exit codes: 0 (1 if LVM cannot be read). With --check (monitoring-plugins, for Nagios
+and Icinga), one status line with perfdata on stdout and:
+  0 OK
+  1 WARNING   a pool is past its threshold with no room to extend, or autoextend is
+              configured but the pool is not monitored; an LV is not mounted
+  2 CRITICAL  a pool is full (data or metadata 100%), failed, out of data space, or
+              its metadata is read-only
+  3 UNKNOWN   cannot tell: lvm failed, or no pool or LV managed here
+Example: direct-lvm status --format prometheus --output \\
+           /var/lib/prometheus/node-exporter/direct-lvm.prom
+"""),
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help=json_help + " (= --format json)")
     p.add_argument(
         "--check",
         action="store_true",
-        help="exit 3 when a pool is past its threshold with no room left to extend",
+        help="monitoring-plugin mode: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
+    )
+    p.add_argument(
+        "--format",
+        choices=["text", "json", "prometheus"],
+        default="text",
+        help="prometheus: node_exporter's textfile format (metrics listed in the README)",
+    )
+    p.add_argument(
+        "--output",
+        metavar="FILE",
+        help="with --format prometheus: write FILE atomically (temp file + rename)",
     )
     p.set_defaults(func=cmd_status)
     return parser
 
 
+def _os_hint(e: OSError) -> str:
+    import errno
+
+    return {
+        errno.EACCES: "run as root, or choose a path you can write",
+        errno.EPERM: "run as root, or choose a path you can write",
+        errno.EROFS: "the filesystem is read-only: choose another path (or remount it rw)",
+        errno.ENOTDIR: "a part of the path is a file, not a directory: check the path",
+        errno.ENOSPC: "the filesystem is full: free some space",
+        errno.ENOENT: "check the path",
+        errno.EISDIR: "the path is a directory: give a file",
+    }.get(e.errno or 0, "check the path and its permissions")
+
+
+def _report_error(args: argparse.Namespace, code: int, message: str, fix: str | None,
+                  **known: Any) -> int:  # fmt: skip
+    log.error("error: %s", message + (f"\n  fix: {fix}" if fix else ""))
+    if getattr(args, "json", False) or getattr(args, "format", "") == "json":
+        from .report import error_json
+
+        print(json.dumps(error_json(code, message, fix, **known), indent=2, default=str))
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The only place that catches everything: a DirectLvmError is its message and exit
+    code; an OSError is exit 1 with the path and the reason; anything else is an
+    internal error (exit 1). --debug adds the traceback; nothing else ever prints one."""
+    _ARGV[:] = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:
         return int(args.func(args))
     except DirectLvmError as e:
-        log.error("error: %s", e)
-        return e.exit_code
+        if args.debug:
+            traceback.print_exc()
+        known = dict(e.details)
+        fix = e.hint or known.pop("fix", None)
+        return _report_error(args, e.exit_code, e.message, fix, field=e.field, **known)
+    except OSError as e:
+        if args.debug:
+            traceback.print_exc()
+        paths = " -> ".join(str(p) for p in (e.filename, e.filename2) if p is not None)
+        what = f"{paths}: {e.strerror or e}" if paths else str(e.strerror or e)
+        return _report_error(args, EXIT_FAILED, what, _os_hint(e), value=paths or None)
+    except KeyboardInterrupt:
+        return _report_error(args, 130, "interrupted", None)
+    except Exception as e:  # noqa: BLE001 (the one catch-all: no traceback without --debug)
+        if args.debug:
+            traceback.print_exc()
+        return _report_error(
+            args, EXIT_FAILED, f"internal error: {type(e).__name__}: {e}",
+            "rerun with --debug for the traceback and report it",
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -267,7 +267,45 @@ def apply(
     if dry_run:
         return _apply(spec, restart=restart, dry_run=True)
     with exclusive():
-        return _apply(spec, restart=restart, dry_run=False)
+        try:
+            result = _apply(spec, restart=restart, dry_run=False)
+        except DirectLvmError as e:
+            record_apply(spec.ref, success=False, error=e.message)
+            raise
+        record_apply(spec.ref, success=True, changed=not result.plan.empty)
+        return result
+
+
+# When the last apply (CLI or boot) ended and how: for monitoring (status --format
+# prometheus). Written atomically; never read by apply itself.
+LAST_APPLY = "/var/lib/direct-lvm/last-apply.json"
+
+
+def record_apply(
+    ref: str,
+    *,
+    success: bool,
+    changed: bool | None = None,
+    error: str | None = None,
+    path: str = LAST_APPLY,
+) -> None:
+    record = {"timestamp": round(time.time(), 3), "success": success, "ref": ref,
+              "changed": changed, "error": error}  # fmt: skip
+    try:
+        write_file(path, json.dumps(record) + "\n")
+    except OSError as e:  # a read-only /var must not fail the apply itself
+        log.info("could not record the apply in %s: %s", path, e.strerror)
+
+
+def last_apply(path: str = LAST_APPLY) -> dict[str, Any] | None:
+    """The record of the last apply, or None when there is none (or it is unreadable)."""
+    try:
+        data = json.loads(read_file(path) or "null")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("timestamp"), (int, float)):
+        return None
+    return data
 
 
 def _apply(spec: Spec, *, restart: RestartMode, dry_run: bool) -> ApplyResult:
@@ -454,6 +492,7 @@ def status(lvm: LvmState | None = None, block: Block | None = None) -> list[dict
                 "when_full": lv.when_full,
                 "profile": lv.profile,
                 "monitor": lv.monitor,
+                "attr": lv.attr,
                 "vg_free": vg.free,
                 "autoextend_threshold": policy[0] if policy else None,
                 "autoextend_percent": percent,

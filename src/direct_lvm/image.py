@@ -279,3 +279,41 @@ def image_setup(
         written.append(path)
     written.append(write_marker(root, "cloud-init" if cloud_init else "service", check))
     return written
+
+
+# ------------------------------------------------------------------ metrics timer
+METRICS_UNITS = ("direct-lvm-metrics.service", "direct-lvm-metrics.timer")
+TIMER_WANTS = "etc/systemd/system/timers.target.wants"
+
+
+def metrics_timer_setup(root: Path = Path("/")) -> list[Path]:
+    """Enable direct-lvm-metrics.timer the way `systemctl enable` would (a
+    timers.target.wants link, so it works in an image that is not running), installing
+    the service and timer into /etc/systemd/system when no package put them in place."""
+    here = Path(__file__).resolve().parent
+    written = []
+    units: dict[str, Path] = {}
+    for name in METRICS_UNITS:
+        unit = next((root / d / name for d in UNIT_DIRS if (root / d / name).is_file()), None)
+        if unit is None:
+            src = next((c for c in (here / "systemd" / name, here.parents[1] / "systemd" / name)
+                        if c.is_file()), None)  # fmt: skip
+            if src is None:
+                raise DirectLvmError(f"{name} not found next to {here} (broken install?)",
+                                     "reinstall direct-lvm")  # fmt: skip
+            unit = root / "etc/systemd/system" / name
+            write_file(str(unit), src.read_text())
+            log.info("wrote %s", unit)
+            written.append(unit)
+        units[name] = unit
+    timer = units[METRICS_UNITS[1]]
+    link = root / TIMER_WANTS / METRICS_UNITS[1]
+    target = "/" + timer.relative_to(root).as_posix()
+    if not (link.is_symlink() and os.readlink(link) == target):
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target)
+        log.info("enabled %s (%s -> %s)", METRICS_UNITS[1], link, target)
+    written.append(link)
+    return written

@@ -194,12 +194,18 @@ def test_pool_warnings(kw, warns):
 
 
 def test_status_check_exit_code(monkeypatch, capsys):
-    from direct_lvm import cli
+    from direct_lvm import cli, report
 
-    full = [{**entry(data_percent=90.0), "warnings": ["docker/thinpool data is 90% full"]}]
+    full = [
+        {
+            **entry(data_percent=90.0, monitor="monitored"),
+            "warnings": ["docker/thinpool data is 90% full"],
+        }
+    ]
     monkeypatch.setattr(core, "status", lambda: full)
     monkeypatch.setattr(core, "volumes", lambda: [])  # docker-overlay2's LVs: none here
-    assert cli.main(["status", "--json", "--check"]) == cli.EXIT_POOL_ALERT == 3
+    # monitoring-plugins: past the threshold with no room is a WARNING
+    assert cli.main(["status", "--json", "--check"]) == report.WARNING == 1
     assert cli.main(["status", "--json"]) == 0
     monkeypatch.setattr(core, "status", lambda: [{**full[0], "warnings": []}])
     assert cli.main(["status", "--json", "--check"]) == 0
