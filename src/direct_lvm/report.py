@@ -155,7 +155,7 @@ def _number(x: float) -> str:
         return "1" if x else "0"
     if isinstance(x, float) and not math.isfinite(x):
         return "NaN" if math.isnan(x) else ("+Inf" if x > 0 else "-Inf")
-    return f"{x:g}" if isinstance(x, float) else str(x)
+    return repr(x) if isinstance(x, float) else str(x)  # repr: every digit of a timestamp
 
 
 # name -> (help, unit-free description of the value); every metric is a gauge

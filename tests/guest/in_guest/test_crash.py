@@ -200,7 +200,7 @@ def test_status_check_is_0_on_a_healthy_pool():
 FULL_PROFILE = "/etc/lvm/profile/fullvg-pool.profile"
 
 
-def test_full_pool_with_no_room_warns_and_check_exits_3(tmp_path):
+def test_full_pool_with_no_room_warns_and_check_exits_1(tmp_path):
     """A pool direct-lvm owns (tagged VG), 90% of its VG, autoextend 80/20 (one step
     needs 18% of the VG: no room), filled past 80% through a thin LV."""
     img = tmp_path / "full.img"
@@ -221,7 +221,8 @@ def test_full_pool_with_no_room_warns_and_check_exits_3(tmp_path):
         sh(["dd", "if=/dev/urandom", "of=/dev/fullvg/thin", "bs=1M", f"count={mib}",
             "oflag=direct", "status=none"])  # fmt: skip
         r = sh("direct-lvm status --check", check=False)
-        assert r.returncode == 3, r.stdout + r.stderr
+        assert r.returncode == 1, r.stdout + r.stderr  # monitoring-plugins' WARNING
+        assert r.stdout.startswith("DIRECT-LVM WARNING - "), r.stdout
         assert re.search(r"warning: fullvg/pool data is \d+(\.\d+)?% full \(threshold 80%\)",
                          r.stderr), r.stderr  # fmt: skip
         assert "docker/thinpool" not in r.stderr  # the healthy pool has no warning
@@ -230,7 +231,8 @@ def test_full_pool_with_no_room_warns_and_check_exits_3(tmp_path):
         assert pools["fullvg"]["extensions_left"] == 0 and pools["fullvg"]["warnings"]
         assert pools["fullvg"]["data_percent"] >= 80
         j = sh("direct-lvm status --json --check", check=False)
-        assert j.returncode == 3
+        assert j.returncode == 1
+        assert json.loads(j.stdout)["check"]["state"] == "WARNING"
     finally:
         sh("vgremove -ff -y fullvg", check=False)
         sh(["losetup", "-d", loop], check=False)
