@@ -581,8 +581,9 @@ def _os_hint(e: OSError) -> str:
 
 
 def _report_error(args: argparse.Namespace, code: int, message: str, fix: str | None,
-                  **known: Any) -> int:  # fmt: skip
-    log.error("error: %s", message + (f"\n  fix: {fix}" if fix else ""))
+                  human: str | None = None, **known: Any) -> int:  # fmt: skip
+    """The error on stderr (`human`, else message and fix), and with --json on stdout."""
+    log.error("error: %s", human or message + (f"\n  fix: {fix}" if fix else ""))
     if getattr(args, "json", False) or getattr(args, "format", "") == "json":
         from .report import error_json
 
@@ -604,7 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         known = dict(e.details)
         fix = e.hint or known.pop("fix", None)
-        return _report_error(args, e.exit_code, e.message, fix, field=e.field, **known)
+        return _report_error(args, e.exit_code, e.message, fix, str(e), field=e.field, **known)
     except OSError as e:
         if args.debug:
             traceback.print_exc()

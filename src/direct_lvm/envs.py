@@ -10,6 +10,7 @@ import yaml
 
 from . import core, spec
 from ._compat import StrEnum
+from .configfile import load_yaml, read_config
 from .errors import ConfigError
 from .image import CONTAINERD_ORDER_DROPIN, ORDER_DROPIN
 from .render import render
@@ -36,10 +37,9 @@ def load_env(envs_dir: Path, name: str) -> Environment:
             f"no environment {name!r} in {envs_dir}",
             f"use one of: {', '.join(known) or '(none found)'}, or --envs-dir",
         )
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}", "fix the YAML syntax") from None
+    # the same reader as a config: size cap, UTF-8, no duplicate keys, errors with lines
+    document = load_yaml(read_config(path), str(path))
+    data = document.data
     if not isinstance(data, dict) or "direct_lvm" not in data:
         raise ConfigError(f"{path}: expected a mapping with a direct_lvm key",
                           "see environments/dev.yaml for the format")  # fmt: skip
@@ -47,8 +47,8 @@ def load_env(envs_dir: Path, name: str) -> Environment:
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}",
                           f"an environment has only: {', '.join(ENV_KEYS)}")  # fmt: skip
-    return Environment(name, str(data.get("description", "")),
-                       spec.from_mapping(spec.extract_mapping(data, str(path))))  # fmt: skip
+    mapping = spec.extract_mapping(data, str(path), document.node)
+    return Environment(name, str(data.get("description", "")), spec.from_mapping(mapping))
 
 
 class Carrier(StrEnum):

@@ -492,17 +492,23 @@ def from_mapping(data: dict[str, Any]) -> Spec:
         raise ConfigError(
             f"{CONFIG_KEY}.chunk_size: {d['chunk_size']!r} {problem}",
             "use a multiple of 64K between 64K and 1G, e.g. 512K (the default)",
+            field=f"{CONFIG_KEY}.chunk_size",
+            value=d["chunk_size"],
         )
     meta = None if d["metadata_size"] == "auto" else parse_size(d["metadata_size"])
     if meta is not None and meta < MIN_METADATA:
         raise ConfigError(
             f"{CONFIG_KEY}.metadata_size: {d['metadata_size']!r} is below LVM's minimum of 2M",
             "use 'auto' or a size of at least 2M",
+            field=f"{CONFIG_KEY}.metadata_size",
+            value=d["metadata_size"],
         )
     if meta is not None and meta > MAX_METADATA:
         raise ConfigError(
             f"{CONFIG_KEY}.metadata_size: {d['metadata_size']!r} is above LVM's maximum of 15.8G",
             "use 'auto' or a size of at most 15G",
+            field=f"{CONFIG_KEY}.metadata_size",
+            value=d["metadata_size"],
         )
     labels: list[str] = []
     selectors: list[Selector] = []

@@ -90,6 +90,18 @@ def test_json_errors_go_to_stdout_too(command, tmp_path, capsys):
     assert err.startswith("direct-lvm: error: invalid configuration")  # the human line stays
 
 
+def test_a_config_error_names_its_fix_once(tmp_path, capsys):
+    assert cli.main(["validate", _config(tmp_path, CONFIG + "vg: 'a b'\n")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("fix:") == 1 and "(line 2, column 5)" in err, err
+
+
+def test_json_error_of_a_semantic_check_names_field_and_value(tmp_path, capsys):
+    assert cli.main(["validate", "--json", _config(tmp_path, CONFIG + "chunk_size: 100K\n")]) == 2
+    e = json.loads(capsys.readouterr().out)["error"]
+    assert (e["field"], e["value"]) == ("direct_lvm.chunk_size", "100K") and "64K" in e["fix"]
+
+
 def test_json_error_of_an_unreadable_file(tmp_path, capsys):
     rc = cli.main(["validate", "--json", str(tmp_path)])
     doc = json.loads(capsys.readouterr().out)
