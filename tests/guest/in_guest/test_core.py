@@ -8,6 +8,15 @@ import re
 POOL = "docker/thinpool"
 
 
+def test_plan_exit_code_says_changes_pending_before_the_first_apply(host, cfg):
+    r = host.run(f"direct-lvm plan --exit-code {cfg('core')}")
+    assert r.rc == 4, r.stdout + r.stderr
+    assert "vgcreate --addtag direct_lvm docker /dev/vdb" in r.stdout
+    r = host.run(f"direct-lvm plan --exit-code --json {cfg('core')}")
+    assert r.rc == 4 and json.loads(r.stdout)["changes"] is True, r.stdout + r.stderr
+    assert json.loads(r.stdout)["format"] == 1
+
+
 def test_apply_on_blank_disk_creates_the_pool(host, cfg):
     r = host.run(f"direct-lvm apply {cfg('core')}")
     assert r.rc == 0, r.stderr
