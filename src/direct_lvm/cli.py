@@ -150,6 +150,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     from . import core, report
 
     fmt = "json" if args.json else args.format
+    if args.output and fmt != "prometheus":
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"--output {args.output} is for the Prometheus textfile only",
+            "add --format prometheus, or drop --output",
+        )
     try:
         pools = core.status()
         lvs = core.volumes()

@@ -311,3 +311,10 @@ def test_status_prometheus_to_a_file_atomically(tmp_path, monkeypatch, capsys):
     assert "direct_lvm_last_apply_timestamp_seconds 1.7e+09" not in text
     assert "direct_lvm_last_apply_timestamp_seconds 1700000000.5\n" in text
     assert [p.name for p in out.parent.iterdir()] == ["direct-lvm.prom"]  # no temp file left
+
+
+def test_status_output_needs_the_prometheus_format(tmp_path, capsys):
+    assert cli.main(["status", "--output", str(tmp_path / "x.prom")]) == 2
+    err = capsys.readouterr().err
+    assert f"--output {tmp_path}/x.prom is for the Prometheus textfile only" in err
+    assert "fix: add --format prometheus" in err
