@@ -25,10 +25,19 @@ def run(*argv: str, **kw) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, check=False, **kw)
 
 
+def git_status(root: Path) -> str:
+    out = run("git", "-C", str(root), "status", "--porcelain", "--ignored=no")
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 @pytest.fixture(scope="session")
 def deb(build, root) -> Path:
+    before = git_status(root)
     path = build("build-deb")
     assert path == root / "dist" / f"direct-lvm_{__version__}_all.deb"
+    # Built from a copy: the tree has no debian/.debhelper, .pybuild or generated files.
+    assert git_status(root) == before
     return path
 
 
