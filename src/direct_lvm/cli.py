@@ -441,19 +441,24 @@ Example: direct-lvm apply --json /etc/direct-lvm/config.yaml
     p = sub.add_parser(
         "reset",
         help="undo what direct-lvm made for a config (only what carries its tag)",
-        description="Without --yes: print the steps and change nothing. With --yes: stop "
-        "the runtime (left stopped), remove the LVs, VG and PVs tagged direct_lvm and the "
-        "files direct-lvm wrote for the config; the disks are left blank. Backups of "
-        "docker's earlier storage are kept and listed.",
-        epilog="Exit codes: 0 ok, 2 refused (a VG or LV that is not direct-lvm's; containers "
-        "exist without --force) or bad config, nothing changed; 1 a command failed. "
-        "Example: direct-lvm reset /etc/direct-lvm/config.yaml --yes",
+        formatter_class=raw,
+        description="Without --yes: print the steps, as shell lines with their reasons, "
+        "and change nothing. With --yes: stop the runtime (left stopped), remove the LVs, "
+        "VG and PVs tagged direct_lvm (the disks are left blank) and the files direct-lvm "
+        "wrote for the config, re-probe and verify. Backups of docker's earlier storage "
+        "are kept and listed.",
+        epilog=_help("""
+Exit codes: 0 ok (or nothing to do); 2 refused or bad configuration, nothing changed: a
+VG without the direct_lvm tag or holding LVs without it (even with --force), containers
+exist (without --force); 1 a command failed or the result did not verify.
+Example: direct-lvm reset --yes /etc/direct-lvm/config.yaml
+"""),
     )
     p.add_argument("config", help=cfg_help)
     p.add_argument("--yes", action="store_true", help="do it (default: only print the plan)")
     p.add_argument("--force", action="store_true",
                    help="also when containers exist: they are destroyed with the pool")  # fmt: skip
-    p.add_argument("--json", action="store_true", help='machine-readable ("format": 1)')
+    p.add_argument("--json", action="store_true", help=json_help)
     p.set_defaults(func=cmd_reset)
 
     p = sub.add_parser(

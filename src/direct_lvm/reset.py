@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import OWNER_TAG, containerd
-from .core import BOOT_CONFIG_FILE, exclusive, execute, profile_path, read_file
+from .core import BOOT_CONFIG_FILE, LAST_APPLY, exclusive, execute, profile_path, read_file
 from .errors import ConfigError, RefusedError, VerifyError
 from .overlay2 import devno, mount_at, read_mountinfo
 from .plan import DEVICE_RECORD, Action, Plan, Step, device_record
@@ -88,7 +88,7 @@ def managed_paths(spec: Spec) -> tuple[str, ...]:
         paths = (profile_path(spec), containerd.FRAGMENT, containerd.DROPIN, containerd.CONFIG)
     else:
         paths = (profile_path(spec), DOCKER_DROPIN)
-    return (*paths, DEVICE_RECORD)
+    return (*paths, DEVICE_RECORD, LAST_APPLY)
 
 
 def written_for(text: str | None, spec: Spec) -> bool:
@@ -245,6 +245,13 @@ def _file_steps(
                         content=json.dumps(rest, indent=2, sort_keys=True) + "\n",
                     )
                 )
+                continue
+        elif path == LAST_APPLY:
+            try:
+                last = json.loads(text)
+            except ValueError:
+                continue
+            if not isinstance(last, dict) or last.get("ref") != spec.ref:
                 continue
         elif path == containerd.CONFIG:
             if containerd.FRAGMENT not in text:

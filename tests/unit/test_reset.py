@@ -47,6 +47,7 @@ def ours_lvm(s, *, vg_tags=TAG, extra=()):
 def our_files(s):
     docker = ServiceState("docker.service", True, (20, 10), "Docker 20.10", True, (), EXEC)
     files = dict(core.desired_files(s, docker))
+    files[core.LAST_APPLY] = json.dumps({"timestamp": 1.0, "success": True, "ref": s.ref})
     files[DEVICE_RECORD] = json.dumps({"/dev/vdb": {"vg": s.vg, "entry": "/dev/vdb"},
                                        "/dev/vdc": {"vg": s.vg, "entry": "/dev/vdc"}})  # fmt: skip
     return files
@@ -78,6 +79,7 @@ def test_devicemapper_reset_undoes_everything_in_order_and_keeps_the_backup():
         ("rm", "-f", "--", "/etc/lvm/profile/docker-thinpool.profile"),  # after lvremove
         ("rm", "-f", "--", DOCKER_DROPIN),
         ("rm", "-f", "--", DEVICE_RECORD),
+        ("rm", "-f", "--", core.LAST_APPLY),  # status --format prometheus's record
         ("systemctl", "daemon-reload"),
     ]  # fmt: skip
     assert all(st.reason for st in rp.plan.steps)
@@ -170,6 +172,7 @@ def test_overlay2_unmounts_disables_and_removes_its_unit():
         ("rm", "-f", "--", DOCKER_DROPIN),
         ("rm", "-f", "--", MOUNT_UNIT_PATH),
         ("rm", "-f", "--", DEVICE_RECORD),
+        ("rm", "-f", "--", core.LAST_APPLY),
         ("systemctl", "daemon-reload"),
     ]
 

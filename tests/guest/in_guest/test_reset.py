@@ -16,7 +16,8 @@ POOL = "docker/thinpool"
 PROFILE = "/etc/lvm/profile/docker-thinpool.profile"
 DROPIN = "/etc/systemd/system/docker.service.d/direct-lvm.conf"
 RECORD = "/var/lib/direct-lvm/devices.json"
-OURS = (PROFILE, DROPIN, RECORD)
+LAST_APPLY = "/var/lib/direct-lvm/last-apply.json"  # status --format prometheus
+OURS = (PROFILE, DROPIN, RECORD, LAST_APPLY)
 SEEN = {}  # what earlier tests saw, for later ones
 
 
