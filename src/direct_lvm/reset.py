@@ -280,24 +280,32 @@ def _file_steps(
     return steps, tuple(removed), config_toml
 
 
-def plan_reset(spec: Spec, observed: ResetObserved, *, force: bool = False) -> ResetPlan:
+def plan_reset(
+    spec: Spec, observed: ResetObserved, *, force: bool = False, yes: bool = True
+) -> ResetPlan:
     """The steps that undo what direct-lvm made for `spec`. Refuses (RefusedError, exit 2)
     a VG that is not ours or holds someone else's LVs, and, unless force, while
-    containers exist."""
+    containers exist (a plan only, `yes` false, says so in a warning instead)."""
     facts: list[str] = []
     notes: list[str] = []
     lv_steps, pvs = _lv_steps(spec, observed.lvm, facts)  # refusals first
     in_use = [*observed.containers, *(f"mounted {m}" for m in observed.container_mounts)]
     if in_use:
         shown = ", ".join(in_use[:8]) + (f" and {len(in_use) - 8} more" if len(in_use) > 8 else "")
-        if not force:
+        fix = (
+            "remove them first (docker rm -f ... / ctr containers rm ...), or run reset "
+            "with --force to destroy them with the pool"
+        )
+        if force:
+            notes.append(f"--force: the containers ({shown}) are destroyed with {spec.ref}")
+        elif yes:
             raise RefusedError(
                 f"containers exist ({shown}); their storage is on {spec.ref}, which reset "
                 "removes; refusing",
-                "remove them first (docker rm -f ... / ctr containers rm ...), or run reset "
-                "with --force to destroy them with the pool",
+                fix,
             )
-        notes.append(f"--force: the containers ({shown}) are destroyed with {spec.ref}")
+        else:
+            notes.append(f"containers exist ({shown}): reset --yes refuses; {fix}")
     file_steps, removed, config_toml = _file_steps(spec, observed, facts)
 
     steps: list[Step] = []
@@ -502,7 +510,8 @@ def reset(spec: Spec, *, yes: bool = False, force: bool = False) -> ResetResult:
     """Plan; with yes, run the plan under apply's lock, then re-probe and verify."""
     start = time.monotonic()
     if not yes:
-        return ResetResult(plan_reset(spec, observe(spec), force=force), applied=False)
+        rp = plan_reset(spec, observe(spec), force=force, yes=False)
+        return ResetResult(rp, applied=False)
     with exclusive():
         rp = plan_reset(spec, observe(spec), force=force)
         if rp.plan.empty:

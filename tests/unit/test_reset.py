@@ -120,6 +120,8 @@ def test_containers_refuse_without_force_and_are_named():
         reset.plan_reset(s, obs)
     assert "c0ffee" in e.value.message and "mounted /var/lib/docker/x" in e.value.message
     assert "--force" in (e.value.hint or "")
+    rp = reset.plan_reset(s, obs, yes=False)  # the plan only: a warning, not a refusal
+    assert any("c0ffee" in n and "reset --yes refuses" in n for n in rp.plan.notes)
     rp = reset.plan_reset(s, obs, force=True)
     assert any("c0ffee" in n and "destroyed" in n for n in rp.plan.notes)
     assert ("vgremove", "--yes", "docker") in argvs(rp)
