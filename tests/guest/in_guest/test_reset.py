@@ -3,7 +3,8 @@ blank disks (A, B) with docker's earlier overlay2 storage taken over (a backup) 
 container created; reset refused while the container exists; reset --force undoes
 everything of ours (disks blank, files gone, backup kept and listed) and leaves the
 foreign ext4 disk F byte for byte as it was; apply again gives a fresh pool. A VG that
-is not ours is refused even with --force."""
+is not ours is refused even with --force. Last, docker-overlay2 on the same disks: reset
+unmounts and disables its mount unit and removes its LV."""
 
 import json
 import re
@@ -175,3 +176,34 @@ def test_a_vg_that_is_not_ours_is_refused_even_with_force(host, cfg):
         assert host.run("lvs handmade/data").rc == 0
     finally:
         host.run(f"vgremove -q -ff -y handmade; pvremove -q -y {loop}; losetup -d {loop}")
+
+
+def test_overlay2_reset_unmounts_and_removes_its_lv_and_units(host, cfg):
+    """docker-overlay2 on the same disks: reset stops docker, unmounts and disables
+    var-lib-docker.mount, removes the LV, VG and PVs and its unit and drop-in."""
+    r = host.run(f"direct-lvm reset --yes {cfg('reset')}")  # the fresh pool, no containers
+    assert r.rc == 0, (r.stdout, r.stderr)
+    r = host.run(f"direct-lvm apply {cfg('reset-overlay2')}")
+    assert r.rc == 0, r.stderr
+    assert host.mount_point("/var/lib/docker").exists
+    host.check_output(
+        "tar -C /tmp/r -c . | docker import - dl/busybox && "
+        "docker create --name keep --network none dl/busybox sh"
+    )
+    r = host.run(f"direct-lvm reset --yes {cfg('reset-overlay2')}")
+    assert r.rc == 2 and "containers exist" in r.stderr, (r.stdout, r.stderr)
+    assert host.mount_point("/var/lib/docker").exists
+    r = host.run(f"direct-lvm reset --yes --force {cfg('reset-overlay2')}")
+    assert r.rc == 0, (r.stdout, r.stderr)
+    assert "done and verified" in r.stdout
+    assert not host.mount_point("/var/lib/docker").exists
+    unit = "/etc/systemd/system/var-lib-docker.mount"
+    wants = "/etc/systemd/system/local-fs.target.wants/var-lib-docker.mount"
+    for p in (unit, wants, DROPIN, LAST_APPLY):
+        assert not host.file(p).exists, p
+    assert host.run("vgs docker").rc != 0
+    for dev in (A, B):
+        assert blank(host, dev), host.check_output(f"wipefs --no-act {dev}")
+    assert host.check_output("systemctl show -p LoadState var-lib-docker.mount").strip() in (
+        "LoadState=not-found", "LoadState=masked")  # fmt: skip
+    assert sha(host, F) == SEEN["f_sha"]
