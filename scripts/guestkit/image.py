@@ -28,23 +28,34 @@ DEFAULT_ROOT_SIZE = "4G"
 HOSTNAME = "dl-guest"
 ROOT_LABEL = "root"
 
-# Present under these names in both bookworm and trixie.
-PACKAGES: tuple[str, ...] = (
-    "systemd", "systemd-sysv", "udev", "dbus", "kmod",
-    "lvm2", "dmeventd", "thin-provisioning-tools",
-    "docker.io", "containerd", "apparmor", "cloud-init",
+# Present under these names in bullseye, bookworm and trixie. No python3-pip: guests
+# get direct-lvm from its .deb (apt-get install ./direct-lvm_*.deb, offline), so the
+# image carries every Depends of that package (DEB_DEPENDS, checked in the manifest).
+DEB_DEPENDS: tuple[str, ...] = (
     "python3", "python3-jinja2", "python3-yaml", "python3-jsonschema", "python3-tomlkit",
-    "python3-pip",
-    "python3-pytest", "python3-testinfra", "python3-cffi-backend",
+    "lvm2", "dmeventd", "thin-provisioning-tools",
+)
+PACKAGES: tuple[str, ...] = (
+    *DEB_DEPENDS,
+    "systemd", "systemd-sysv", "udev", "dbus", "kmod",
+    "docker.io", "containerd", "apparmor", "cloud-init",
+    "python3-pytest", "python3-cffi-backend",
     "busybox-static", "linux-image-amd64", "initramfs-tools",
     "e2fsprogs", "xfsprogs", "util-linux", "dosfstools", "mtools",
     "iproute2", "iptables", "procps", "openssh-server",
 )
+# Never in an image: direct-lvm is installed by apt from its .deb.
+FORBIDDEN_PACKAGES = ("python3-pip",)
 
-# From trixie on the docker CLI is its own package (only Recommended by docker.io,
-# and debootstrap installs no Recommends); bookworm's docker.io contains it.
-DIST_EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {"bookworm": ()}
-NEWER_DIST_EXTRA_PACKAGES = ("docker-cli",)
+# bullseye has no python3-testinfra (its in-guest suites get a small subprocess-based
+# `host` fixture instead, see tests/guest/in_guest/conftest.py). From trixie on the
+# docker CLI is its own package (only Recommended by docker.io, and debootstrap
+# installs no Recommends); bullseye's and bookworm's docker.io contain it.
+DIST_EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
+    "bullseye": (),
+    "bookworm": ("python3-testinfra",),
+}
+NEWER_DIST_EXTRA_PACKAGES = ("python3-testinfra", "docker-cli")
 
 
 def packages_for(dist: str) -> tuple[str, ...]:
@@ -169,6 +180,7 @@ def _build_into(dist: str, cache: Path, build_dir: Path, root_size: str) -> dict
         kernel_meta = _extract_boot_files(rootfs, build_dir, build_log)
     with phase("package manifest"):
         _write_manifest(rootfs, build_dir / "packages.txt")
+        check_manifest((build_dir / "packages.txt").read_text())
     with phase(f"mkfs.ext4 -d ({root_size})"):
         run(["mkfs.ext4", "-q", "-F", "-L", ROOT_LABEL, "-d", rootfs,
              build_dir / "root.raw", root_size], log_file=build_log)
@@ -312,6 +324,17 @@ def _write_manifest(rootfs: Path, dest: Path) -> None:
     proc = run(["chroot", rootfs, "dpkg-query", "-W", "-f", "${Package} ${Version}\\n"],
                capture=True)
     dest.write_bytes(proc.stdout)
+
+
+def check_manifest(manifest: str) -> None:
+    """The image has every Depends of our .deb and none of FORBIDDEN_PACKAGES."""
+    installed = {line.split()[0] for line in manifest.splitlines() if line.strip()}
+    missing = sorted(set(DEB_DEPENDS) - installed)
+    if missing:
+        raise RuntimeError(f"the image lacks {missing}: the .deb would not install offline")
+    forbidden = sorted(installed & set(FORBIDDEN_PACKAGES))
+    if forbidden:
+        raise RuntimeError(f"the image has {forbidden}: direct-lvm is installed from its .deb")
 
 
 def _mounts_under(path: Path) -> list[Path]:
