@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from guestkit.deb import build_deb  # noqa: E402
 from guestkit.image import build_image  # noqa: E402
 from guestkit.vm import Disk, blank_disk, run_job  # noqa: E402
 
@@ -35,11 +35,7 @@ def main() -> int:
     job = work / "job"
     (job / "dist").mkdir(parents=True, exist_ok=True)
     (job / "out").mkdir(exist_ok=True)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         "-w", str(job / "dist"), str(ROOT)],
-        check=True,
-    )  # fmt: skip
+    shutil.copy(build_deb(), job / "dist")
     (job / "config.yaml").write_text(CONFIG)
     shutil.copy(JOB, job / "job.sh")
     disk = blank_disk(work / "data.raw", "8G")

@@ -1,6 +1,7 @@
 #!/bin/bash
 set -eu
-pip install -q --no-deps --no-index --break-system-packages /job/dist/*.whl
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+  /job/dist/direct-lvm_*_all.deb >/job/out/apt.log 2>&1 || { cat /job/out/apt.log; exit 90; }
 now() { date +%s.%N; }
 manual() {  # the hand procedure, command for command (DEVELOPERS.md), on $1 as VG $2
   local dev=$1 vg=$2

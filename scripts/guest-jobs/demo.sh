@@ -1,6 +1,7 @@
 #!/bin/bash
 set -eu
-pip install -q --no-deps --no-index --break-system-packages /job/dist/*.whl
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+  /job/dist/direct-lvm_*_all.deb >/job/out/apt.log 2>&1 || { cat /job/out/apt.log; exit 90; }
 show() { echo; echo "$ $*"; "$@"; }
 show cat /job/config.yaml
 show direct-lvm plan /job/config.yaml

@@ -3,12 +3,11 @@ on the host: they run inside the guest."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from guestkit.deb import build_deb
 from guestkit.image import GuestImage, build_image
 
 from .harness import ROOT
@@ -22,12 +21,12 @@ def guest_image() -> GuestImage:
 
 
 @pytest.fixture(scope="session")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    dist = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(dist), str(ROOT)],
-        check=True,
-    )  # fmt: skip
-    (whl,) = dist.glob("direct_lvm-*.whl")
-    return whl
+def bullseye_image() -> GuestImage:
+    return build_image("bullseye")
+
+
+@pytest.fixture(scope="session")
+def deb() -> Path:
+    """direct-lvm's .deb, built once per session by scripts/build-deb. Guests install it
+    with apt-get from the job disk: no pip in any guest."""
+    return build_deb(ROOT)

@@ -91,9 +91,9 @@ def boot_ok(run: SuiteRun, what: str) -> SuiteRun:
     return run
 
 
-def baked(guest_image, wheel, work: Path, prep: str, files: dict[str, Path]) -> Path:
+def baked(guest_image, deb, work: Path, prep: str, files: dict[str, Path]) -> Path:
     overlay = work / "baked.qcow2"
-    r = run_suites(guest_image, wheel, work, [], [], prep=prep, root_overlay=overlay,
+    r = run_suites(guest_image, deb, work, [], [], prep=prep, root_overlay=overlay,
                    files=files)  # fmt: skip
     print(f"bake {work.name}: {r.result.duration_s:.0f} s")
     assert r.result.ok, f"bake failed: {r.result.summary()}\n{r.result.console_tail(60)}"
@@ -104,9 +104,9 @@ def baked(guest_image, wheel, work: Path, prep: str, files: dict[str, Path]) -> 
 
 
 @pytest.fixture(scope="module")
-def service_image(guest_image, wheel, tmp_path_factory):
+def service_image(guest_image, deb, tmp_path_factory):
     work = tmp_path_factory.mktemp("bake-service")
-    overlay = baked(guest_image, wheel, work, BAKE_SERVICE,
+    overlay = baked(guest_image, deb, work, BAKE_SERVICE,
                     {"config.yaml": ci_guest_config(work)})  # fmt: skip
     return overlay, work / "out"
 
@@ -120,17 +120,17 @@ def service_disks(service_image, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def service_boot1(guest_image, wheel, service_disks, tmp_path_factory):
+def service_boot1(guest_image, deb, service_disks, tmp_path_factory):
     root, disks = service_disks
-    return boot_ok(run_suites(guest_image, wheel, tmp_path_factory.mktemp("service-boot1"),
+    return boot_ok(run_suites(guest_image, deb, tmp_path_factory.mktemp("service-boot1"),
                               ["test_service_boot1"], disks, root_overlay=root),
                    "service boot 1")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def service_boot2(guest_image, wheel, service_disks, service_boot1, tmp_path_factory):
+def service_boot2(guest_image, deb, service_disks, service_boot1, tmp_path_factory):
     root, disks = service_disks
-    return boot_ok(run_suites(guest_image, wheel, tmp_path_factory.mktemp("service-boot2"),
+    return boot_ok(run_suites(guest_image, deb, tmp_path_factory.mktemp("service-boot2"),
                               ["test_service_boot2"], disks, root_overlay=root),
                    "service boot 2")  # fmt: skip
 
@@ -158,9 +158,9 @@ def test_service_boot2(service_boot2, name):
 
 
 @pytest.fixture(scope="module")
-def cloud_init_image(guest_image, wheel, tmp_path_factory):
+def cloud_init_image(guest_image, deb, tmp_path_factory):
     work = tmp_path_factory.mktemp("bake-cloud-init")
-    return baked(guest_image, wheel, work, BAKE_CLOUD_INIT, {}), work / "out"
+    return baked(guest_image, deb, work, BAKE_CLOUD_INIT, {}), work / "out"
 
 
 def instance(image: Path, work: Path, user_data: str, iid: str) -> tuple[Path, list[Disk]]:
@@ -172,21 +172,21 @@ def instance(image: Path, work: Path, user_data: str, iid: str) -> tuple[Path, l
 
 
 @pytest.fixture(scope="module")
-def noconfig_boot(guest_image, wheel, cloud_init_image, tmp_path_factory):
+def noconfig_boot(guest_image, deb, cloud_init_image, tmp_path_factory):
     work = tmp_path_factory.mktemp("noconfig")
     root, disks = instance(cloud_init_image[0], work, "#cloud-config\n{}\n", "iid-dl-noconfig")
-    return boot_ok(run_suites(guest_image, wheel, work / "boot", ["test_noconfig_boot"], disks,
+    return boot_ok(run_suites(guest_image, deb, work / "boot", ["test_noconfig_boot"], disks,
                               root_overlay=root, cmdline_extra="ds=nocloud"),
                    "cloud-init boot, no config")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def merge_boot(guest_image, wheel, cloud_init_image, tmp_path_factory):
+def merge_boot(guest_image, deb, cloud_init_image, tmp_path_factory):
     work = tmp_path_factory.mktemp("merge")
     user_data = multipart(("other.yaml", OTHER_PART), ("direct-lvm.yaml", rendered_part(work)))
     (work / "user-data.mime").write_text(user_data)
     root, disks = instance(cloud_init_image[0], work, user_data, "iid-dl-merge")
-    return boot_ok(run_suites(guest_image, wheel, work / "boot", ["test_merge_boot"], disks,
+    return boot_ok(run_suites(guest_image, deb, work / "boot", ["test_merge_boot"], disks,
                               root_overlay=root, cmdline_extra="ds=nocloud"),
                    "cloud-init boot, multi-part user-data")  # fmt: skip
 

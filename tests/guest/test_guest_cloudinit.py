@@ -1,4 +1,4 @@
-"""Issue: first boot through real cloud-init. A bookworm image baked with our wheel and
+"""Issue: first boot through real cloud-init. A bookworm image baked with our .deb and
 `direct-lvm image-setup` (docker enabled, as on any stock install) boots with user-data
 from `direct-lvm render` on a NoCloud seed: first boot, second boot of the same disks,
 and a first boot of an image in which docker had already run during the bake (that one
@@ -55,10 +55,10 @@ def render_all(out: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def baked(guest_image, wheel, tmp_path_factory) -> Path:
+def baked(guest_image, deb, tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("bake")
     overlay = work / "baked.qcow2"
-    r = run_suites(guest_image, wheel, work, [], [], prep=BAKE, root_overlay=overlay)
+    r = run_suites(guest_image, deb, work, [], [], prep=BAKE, root_overlay=overlay)
     assert r.result.ok, f"bake failed: {r.result.summary()}\n{r.result.console_tail(60)}"
     return overlay
 
@@ -78,28 +78,28 @@ def instance(baked, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def first_boot(guest_image, wheel, instance, tmp_path_factory):
+def first_boot(guest_image, deb, instance, tmp_path_factory):
     return run_suites(
-        guest_image, wheel, tmp_path_factory.mktemp("boot1"), ["test_firstboot"],
+        guest_image, deb, tmp_path_factory.mktemp("boot1"), ["test_firstboot"],
         instance["disks"], root_overlay=instance["root"], cmdline_extra="ds=nocloud",
         files={"rendered": instance["rendered"]},
     )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def second_boot(guest_image, wheel, instance, first_boot, tmp_path_factory):
+def second_boot(guest_image, deb, instance, first_boot, tmp_path_factory):
     return run_suites(
-        guest_image, wheel, tmp_path_factory.mktemp("boot2"), ["test_secondboot"],
+        guest_image, deb, tmp_path_factory.mktemp("boot2"), ["test_secondboot"],
         instance["disks"], root_overlay=instance["root"], cmdline_extra="ds=nocloud",
     )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def takeover_boot(guest_image, wheel, baked, tmp_path_factory):
+def takeover_boot(guest_image, deb, baked, tmp_path_factory):
     work = tmp_path_factory.mktemp("takeover")
     root = work / "root.qcow2"
     shutil.copy(baked, root)
-    used = run_suites(guest_image, wheel, work / "bake", [], [], prep=DOCKER_RAN_DURING_BAKE,
+    used = run_suites(guest_image, deb, work / "bake", [], [], prep=DOCKER_RAN_DURING_BAKE,
                       root_overlay=root)  # fmt: skip
     assert used.result.ok, f"docker during bake failed: {used.result.console_tail(60)}"
     rendered = render_all(work / "rendered")
@@ -109,7 +109,7 @@ def takeover_boot(guest_image, wheel, baked, tmp_path_factory):
                         "iid-direct-lvm-takeover")  # fmt: skip
     data = blank_disk(work / "data1.raw", "4G")
     return run_suites(
-        guest_image, wheel, work / "boot", ["test_takeover"],
+        guest_image, deb, work / "boot", ["test_takeover"],
         [Disk(data, serial="dl-data1"), Disk(seed, serial="cidata")],
         root_overlay=root, cmdline_extra="ds=nocloud",
     )  # fmt: skip

@@ -29,12 +29,12 @@ def ext4_disk(path: Path, content: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
-def core_run(guest_image, wheel, tmp_path_factory):
+def core_run(guest_image, deb, tmp_path_factory):
     work = tmp_path_factory.mktemp("core")
     data = blank_disk(work / "data1.raw", "4G")
     sha = ext4_disk(work / "ext4.raw", b"customer data that must survive\n" * 1000)
     return run_suites(
-        guest_image, wheel, work, ["test_core", "test_monitoring"],
+        guest_image, deb, work, ["test_core", "test_monitoring"],
         disks=[Disk(data, serial="dl-data1"), Disk(work / "ext4.raw", serial="dl-ext4")],
         facts={"precious_sha256": sha},
     )  # fmt: skip

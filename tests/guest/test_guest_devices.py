@@ -34,7 +34,7 @@ LATE_LINE = "dl-late-apply: direct-lvm: still waiting for serial=dl-late"
 
 
 @pytest.fixture(scope="module")
-def devices_run(guest_image, wheel, tmp_path_factory):
+def devices_run(guest_image, deb, tmp_path_factory):
     work = tmp_path_factory.mktemp("devices")
     ext4_disk(work / "ext4.raw", b"data that must survive a refused apply\n" * 1000)
     names = [("gpt", "64M"), ("foreign", "64M"), ("mounted", "64M"), ("swap", "64M"),
@@ -50,7 +50,7 @@ def devices_run(guest_image, wheel, tmp_path_factory):
         if job.wait_for_console(LATE_LINE) and job.qmp_socket is not None:
             hotplug_virtio_disk(job.qmp_socket, late, node="late0", serial="dl-late")
 
-    return run_suites(guest_image, wheel, work, ["test_devices"], disks=disks, prep=PREP,
+    return run_suites(guest_image, deb, work, ["test_devices"], disks=disks, prep=PREP,
                       during=hotplug_when_waited_for, qmp=True)  # fmt: skip
 
 

@@ -35,21 +35,21 @@ def work(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def crash_boot(guest_image, wheel, work):
+def crash_boot(guest_image, deb, work):
     disks = [Disk(work / "a.raw", serial="dl-a"), Disk(work / "b.raw", serial="dl-b")]
-    return run_suites(guest_image, wheel, work / "boot1", ["test_crash"], disks,
+    return run_suites(guest_image, deb, work / "boot1", ["test_crash"], disks,
                       root_overlay=work / "root.qcow2", facts={"poweroff_seed": SEED},
                       after="python3 /job/in_guest/poweroff.py\n", timeout=1800)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def growth_boot(guest_image, wheel, work, crash_boot):
+def growth_boot(guest_image, deb, work, crash_boot):
     assert crash_boot.result.ok, crash_boot.result.summary()
     with (work / "a.raw").open("r+b") as f:  # the cloud volume was resized
         f.truncate(5 << 30)
     blank_disk(work / "c.raw", "1G")  # and a new one attached
     disks = [Disk(work / f"{n}.raw", serial=f"dl-{n}") for n in ("a", "b", "c")]
-    return run_suites(guest_image, wheel, work / "boot2", ["test_poweroff", "test_growth"],
+    return run_suites(guest_image, deb, work / "boot2", ["test_poweroff", "test_growth"],
                       disks, root_overlay=work / "root.qcow2")  # fmt: skip
 
 

@@ -23,19 +23,19 @@ TRIXIE_BOOT1 = ["test_overlay2", "test_refusal", "test_containerd"]
 
 
 @pytest.fixture(scope="module")
-def bookworm_containerd(guest_image, wheel, tmp_path_factory):
+def bookworm_containerd(guest_image, deb, tmp_path_factory):
     work = tmp_path_factory.mktemp("ctd-bookworm")
     data = blank_disk(work / "data2.raw", "4G")
-    return run_suites(guest_image, wheel, work, ["test_containerd", "test_overlay2_growth"],
+    return run_suites(guest_image, deb, work, ["test_containerd", "test_overlay2_growth"],
                       disks=[Disk(data, serial="dl-data2")])  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def trixie_instance(wheel, tmp_path_factory):
+def trixie_instance(deb, tmp_path_factory):
     image = build_image("trixie")
     work = tmp_path_factory.mktemp("trixie")
     root = work / "root.qcow2"
-    bake = run_suites(image, wheel, work / "bake", [], [], prep=BAKE, root_overlay=root)
+    bake = run_suites(image, deb, work / "bake", [], [], prep=BAKE, root_overlay=root)
     assert bake.result.ok, f"bake failed: {bake.result.summary()}\n{bake.result.console_tail(60)}"
     rendered = render_all(work / "rendered")
     seed = nocloud_seed(work / "seed.img",
@@ -47,17 +47,17 @@ def trixie_instance(wheel, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trixie_boot1(wheel, trixie_instance, tmp_path_factory):
+def trixie_boot1(deb, trixie_instance, tmp_path_factory):
     t = trixie_instance
-    return run_suites(t["image"], wheel, tmp_path_factory.mktemp("trixie-boot1"), TRIXIE_BOOT1,
+    return run_suites(t["image"], deb, tmp_path_factory.mktemp("trixie-boot1"), TRIXIE_BOOT1,
                       t["disks"], root_overlay=t["root"], cmdline_extra="ds=nocloud")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def trixie_boot2(wheel, trixie_instance, trixie_boot1, tmp_path_factory):
+def trixie_boot2(deb, trixie_instance, trixie_boot1, tmp_path_factory):
     t = trixie_instance
     shutil.copy(t["root"], t["root"].with_suffix(".after-boot1.qcow2"))  # for debugging
-    return run_suites(t["image"], wheel, tmp_path_factory.mktemp("trixie-boot2"),
+    return run_suites(t["image"], deb, tmp_path_factory.mktemp("trixie-boot2"),
                       ["test_runtimes_boot2"], t["disks"], root_overlay=t["root"],
                       cmdline_extra="ds=nocloud")  # fmt: skip
 
