@@ -1,9 +1,9 @@
 """One bake: `scripts/bake --env NAME [--out DIR] [--base IMAGE ...]`.
 
-Builds the wheel, makes a throw-away ssh key and the NoCloud seed that authorizes it,
-runs `packer build` on packer/ (no `packer init`), and leaves in DIR the qcow2 image,
-the kernel/initrd it boots with (for a base image without bootloader), boot.json and
-Packer's manifest. The key is deleted with the work directory; the image no longer
+Builds the .deb (scripts/build-deb), makes a throw-away ssh key and the NoCloud seed
+that authorizes it, runs `packer build` on packer/ (no `packer init`), and leaves in DIR
+the qcow2 image, the kernel/initrd it boots with (for a base image without bootloader),
+boot.json and Packer's manifest. The key is deleted with the work directory; the image no longer
 authorizes it (bake-cleanup.sh).
 """
 
@@ -24,6 +24,7 @@ from direct_lvm.envs import Environment, load_env
 from direct_lvm.errors import DirectLvmError
 from direct_lvm.spec import Runtime
 from guestkit._proc import log, phase, run
+from guestkit.deb import build_deb
 from guestkit.vm import accel_args
 
 from . import packer
@@ -38,10 +39,10 @@ COMMON_PACKAGES = (
     "lvm2",
     "dmeventd",
     "thin-provisioning-tools",
-    "python3-pip",
     "python3-jinja2",
     "python3-yaml",
     "python3-jsonschema",
+    "python3-tomlkit",
 )
 DOCKER = (("docker.io",), ("docker.service", "docker.socket", "containerd.service"))
 RUNTIMES: dict[Runtime, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -102,27 +103,6 @@ def accelerator() -> str:
     return accel_args()[1].split(",")[0]
 
 
-def build_wheel(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            dest,
-            ROOT,
-        ],
-        capture=True,
-    )
-    (wheel,) = dest.glob("direct_lvm-*.whl")
-    return wheel
-
-
 def login_seed(work: Path, marker: str) -> tuple[Path, Path, str]:
     """A throw-away ed25519 key, and a NoCloud seed dir authorizing it for root only.
 
@@ -151,7 +131,7 @@ def bake(
     *,
     base: BaseImage | None = None,
     envs_dir: Path = ENVS_DIR,
-    wheel: Path | None = None,
+    deb: Path | None = None,
     packer_bin: str = "packer",
     force: bool = False,
     extra_vars: dict[str, str] | None = None,
@@ -167,8 +147,8 @@ def bake(
     packages, units = runtime_needs(env)
     work = Path(tempfile.mkdtemp(prefix=f"direct-lvm-bake-{env.name}-"))
     marker = f"direct-lvm-bake-{uuid.uuid4().hex[:12]}"
-    with phase("wheel"):
-        wheel = wheel or build_wheel(work / "dist")
+    with phase("deb"):
+        deb = deb or build_deb()
     seed, key, public = login_seed(work, marker)
     variables: dict[str, str | int | Sequence[str]] = {
         "environment": env.name,
@@ -178,7 +158,7 @@ def bake(
         "kernel": str(base.kernel.resolve()) if base.kernel else "",
         "initrd": str(base.initrd.resolve()) if base.initrd else "",
         "kernel_append": base.append,
-        "wheel": str(wheel.resolve()),
+        "deb": str(deb.resolve()),
         "packages": packages,
         "enable_units": units,
         "seed_dir": str(seed),
@@ -258,7 +238,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--append", default="", help="kernel command line for --kernel")
     p.add_argument("--disk-size", default="", help='grow the disk, e.g. "8G"')
     p.add_argument("--envs-dir", type=Path, default=ENVS_DIR)
-    p.add_argument("--wheel", type=Path, help="use this direct_lvm wheel instead of building")
+    p.add_argument("--deb", type=Path, help="use this direct-lvm .deb instead of building it")
     p.add_argument("--packer", default="packer", help="packer binary (default: packer)")
     p.add_argument(
         "--var",
@@ -287,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.out or DEFAULT_OUT / args.env,
             base=base,
             envs_dir=args.envs_dir,
-            wheel=args.wheel,
+            deb=args.deb,
             packer_bin=args.packer,
             force=args.force,
             extra_vars=extra,

@@ -2,13 +2,13 @@
 # Packer's last provisioner (packer/direct-lvm.pkr.hcl), run as root just before the
 # image is shut down: remove everything of this build's instance, so that the image
 # boots as a new instance, and the key Packer logged in with.
-#   BAKE_WHEEL       the uploaded wheel
+#   BAKE_DEB         the uploaded .deb (installed; the file itself is not kept)
 #   BAKE_KEY_MARKER  comment of Packer's key in root's authorized_keys
 set -euo pipefail
-: "${BAKE_WHEEL:?}" "${BAKE_KEY_MARKER:?}"
+: "${BAKE_DEB:?}" "${BAKE_KEY_MARKER:?}"
 say() { echo "bake: $*"; }
 
-rm -f "$BAKE_WHEEL"
+rm -f "$BAKE_DEB"
 
 # Packer's login: its key line only (the image may authorize keys of its own).
 # The connection Packer has open stays up until the shutdown.

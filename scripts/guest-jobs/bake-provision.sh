@@ -1,17 +1,24 @@
 #!/bin/bash
 # Packer provisioner (packer/direct-lvm.pkr.hcl), run as root in the image being baked:
-# make sure the packages are there, install direct-lvm, register its cloud-init module,
-# enable the runtime without starting it. Works offline when the base image already has
-# the packages: apt is only used for missing ones.
+# make sure the packages are there, install direct-lvm's .deb with apt (no pip), register
+# its cloud-init module, enable the runtime without starting it. Works offline when the
+# base image already has the packages: the archive is only used for missing ones.
 #   BAKE_PACKAGES  Debian packages the image needs (space-separated)
 #   BAKE_UNITS     units to enable, not start
-#   BAKE_WHEEL     the uploaded direct_lvm wheel
+#   BAKE_DEB       the uploaded direct-lvm_VERSION_all.deb (an absolute path)
 set -euo pipefail
-: "${BAKE_PACKAGES:?}" "${BAKE_UNITS:?}" "${BAKE_WHEEL:?}"
+: "${BAKE_PACKAGES:?}" "${BAKE_UNITS:?}" "${BAKE_DEB:?}"
 say() { echo "bake: $*"; }
 
 read -ra packages <<<"$BAKE_PACKAGES"
 read -ra units <<<"$BAKE_UNITS"
+
+# Installing a package must not start what it ships: a runtime would initialize its
+# storage in the image.
+printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+chmod +x /usr/sbin/policy-rc.d
+trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+export DEBIAN_FRONTEND=noninteractive
 
 missing=()
 for p in "${packages[@]}"; do
@@ -19,21 +26,17 @@ for p in "${packages[@]}"; do
 done
 if ((${#missing[@]})); then
     say "installing ${missing[*]} (needs the network)"
-    # Installing a runtime package must not start it: it would initialize its storage.
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-    chmod +x /usr/sbin/policy-rc.d
-    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-    export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
-    apt-get clean
 else
     say "already installed: ${packages[*]}"
 fi
 
-say "installing $(basename "$BAKE_WHEEL")"
-pip install --no-deps --no-index --no-cache-dir --root-user-action=ignore \
-    --break-system-packages "$BAKE_WHEEL"
+# The .deb's Depends are in the list above, so this needs no network.
+say "installing $(basename "$BAKE_DEB")"
+apt-get install -y -q --no-install-recommends "$BAKE_DEB"
+apt-get clean
+dpkg-query -W -f='${Package} ${Version} ${Status}\n' direct-lvm
 direct-lvm --version
 direct-lvm image-setup
 

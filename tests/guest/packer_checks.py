@@ -133,7 +133,22 @@ def bake_login_removed(host: Any, facts: Facts) -> None:
     key = facts.bake_public_key.split()[1]
     found = host.run(f"grep -rl -F -e {key} /root /home /etc/ssh")
     assert found.rc == 1 and not found.stdout, f"Packer's key is still there: {found.stdout}"
-    assert not host.run("ls /tmp/direct_lvm-*.whl").stdout, "the bake's wheel was left in /tmp"
+    assert not host.run("ls /tmp/direct-lvm_*.deb").stdout, "the bake's .deb was left in /tmp"
+
+
+def installed_from_the_deb_without_pip(host: Any, facts: Facts) -> None:
+    """direct-lvm is the Debian package (apt-get install ./deb), on the archive's
+    libraries: no pip, nothing of ours under /usr/local."""
+    status = host.check_output("dpkg-query -W -f '${Status}' direct-lvm")
+    assert status == "install ok installed", status
+    assert host.run("dpkg-query -W -f '${Status}' python3-pip").stdout != "install ok installed"
+    assert host.run("python3 -m pip --version").rc != 0, "pip is in the image"
+    owner = host.check_output("dpkg -S /usr/bin/direct-lvm")
+    assert owner.startswith("direct-lvm:"), owner
+    where = host.check_output("python3 -c 'import cc_direct_lvm; print(cc_direct_lvm.__file__)'")
+    assert where.startswith("/usr/lib/python3/dist-packages/"), where
+    local = host.run("ls -d /usr/local/lib/python3*/dist-packages/direct_lvm*")
+    assert local.rc != 0, f"a pip install in /usr/local: {local.stdout}"
 
 
 CHECKS: tuple[Callable[[Any, Facts], None], ...] = (
@@ -150,4 +165,5 @@ CHECKS: tuple[Callable[[Any, Facts], None], ...] = (
     boots_as_a_new_instance,
     ssh_host_keys_made_on_this_boot,
     bake_login_removed,
+    installed_from_the_deb_without_pip,
 )

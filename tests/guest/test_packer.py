@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -48,10 +49,11 @@ def template_vars(tmp: Path) -> dict[str, str]:
     (tmp / "seed").mkdir()
     for name in ("user-data", "meta-data"):
         (tmp / "seed" / name).write_text("")
-    (tmp / "direct_lvm-0-py3-none-any.whl").write_bytes(b"")
+    for name in ("direct-lvm_0_all.deb", "base.raw", "vmlinux", "initrd.img"):
+        (tmp / name).write_bytes(b"")
     return {
         "environment": ENV, "base_image": str(tmp / "base.raw"),
-        "wheel": str(tmp / "direct_lvm-0-py3-none-any.whl"), "seed_dir": str(tmp / "seed"),
+        "deb": str(tmp / "direct-lvm_0_all.deb"), "seed_dir": str(tmp / "seed"),
         "ssh_private_key_file": str(ssh_key(tmp, "validate")), "ssh_key_marker": "validate",
     }  # fmt: skip
 
@@ -66,7 +68,7 @@ def test_template_is_packer_fmt_clean():
 @pytest.mark.parametrize(
     "boot",
     [
-        pytest.param({"kernel": "/k/vmlinux", "initrd": "/k/initrd.img",
+        pytest.param({"kernel": "vmlinux", "initrd": "initrd.img",
                       "kernel_append": "root=LABEL=root rw console=ttyS0,115200"},
                      id="base-without-bootloader"),
         pytest.param({"disk_size": "8G", "base_image_checksum": "sha256:" + "0" * 64},
@@ -75,16 +77,86 @@ def test_template_is_packer_fmt_clean():
 )  # fmt: skip
 def test_template_validates(tmp_path, boot):
     variables = {**template_vars(tmp_path), **boot, "packages": ["lvm2", "docker.io"]}
+    for name in ("kernel", "initrd"):  # stand-in files made by template_vars
+        if name in variables:
+            variables[name] = str(tmp_path / variables[name])
     packer.validate("packer", variables, tmp_path)
+
+
+def template_variables() -> dict[str, str]:
+    """Each `variable "NAME" { ... }` block of packer/*.pkr.hcl, by name."""
+    blocks: dict[str, str] = {}
+    for path in sorted((ROOT / "packer").glob("*.pkr.hcl")):
+        for m in re.finditer(r'^variable "([^"]+)" \{\n(.*?)^\}', path.read_text(), re.M | re.S):
+            blocks[m.group(1)] = m.group(2)
+    return blocks
+
+
+def test_every_variable_has_a_description():
+    blocks = template_variables()
+    assert len(blocks) >= 20, sorted(blocks)
+    missing = [
+        n for n, body in blocks.items() if not re.search(r'^  description = ".+"$', body, re.M)
+    ]
+    assert missing == [], f"variables without a description: {missing}"
+
+
+# variables that can be given a bad value, and one such value each
+BAD_VALUES = {
+    "cpus": "0",
+    "memory": "64",
+    "disk_size": "8 GB",
+    "ssh_timeout": "soon",
+    "accelerator": "kqemu",
+    "base_image": "/nonexistent/base.qcow2",
+    "deb": "/nonexistent/direct-lvm_0_all.deb",
+    "kernel": "/nonexistent/vmlinuz",
+    "initrd": "/nonexistent/initrd.img",
+    "seed_dir": "/nonexistent",
+    "ssh_private_key_file": "/nonexistent/key",
+    "image_name": "sub/dir.qcow2",
+    "base_image_checksum": "sha256",
+    "environment": "../etc",
+}
+
+
+def test_every_checkable_variable_has_a_validation_block():
+    blocks = template_variables()
+    unchecked = [n for n in BAD_VALUES if "validation {" not in blocks.get(n, "")]
+    assert unchecked == [], f"no validation block: {unchecked}"
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [("cpus", "whole number from 1"), ("memory", "MiB"), ("deb", "existing .deb"),
+     ("disk_size", "size such as 8G"), ("seed_dir", "user-data and")],
+)  # fmt: skip
+def test_bad_value_fails_validate_naming_the_variable(tmp_path, name, words):
+    variables = {**template_vars(tmp_path), name: BAD_VALUES[name]}
+    with pytest.raises(packer.PackerError) as err:
+        packer.validate("packer", variables, tmp_path)
+    text = " ".join(" ".join(err.value.errors + err.value.tail).split())
+    assert f"The {name} variable must" in text and words in text, str(err.value)
+
+
+def test_plugins_example_for_packer_1_7_is_fmt_clean_and_documented(tmp_path):
+    example = ROOT / "packer" / "plugins.pkr.hcl.example"
+    text = example.read_text()
+    assert 'source  = "github.com/hashicorp/qemu"' in text and "required_plugins" in text
+    copy = tmp_path / "plugins.pkr.hcl"  # packer fmt looks at *.pkr.hcl only
+    copy.write_text(text)
+    packer.fmt_check("packer", copy)
+    readme = (ROOT / "packer" / "README.md").read_text()
+    assert "plugins.pkr.hcl.example" in readme and "packer init" in readme
 
 
 def test_validate_failure_surfaces_packers_error(tmp_path):
     variables = template_vars(tmp_path)
-    del variables["wheel"]
+    del variables["deb"]
     with pytest.raises(packer.PackerError) as err:
         packer.validate("packer", variables, tmp_path)
     assert err.value.returncode != 0
-    assert any("wheel" in line for line in err.value.errors + err.value.tail), str(err.value)
+    assert any("deb" in line for line in err.value.errors + err.value.tail), str(err.value)
 
 
 def test_stream_prefixes_elapsed_time_and_keeps_error_lines(tmp_path):
@@ -134,7 +206,10 @@ def test_bake_command_refuses_to_overwrite_an_artifact(tmp_path):
 @pytest.mark.parametrize("env", sorted(p.stem for p in (ROOT / "environments").glob("*.yaml")))
 def test_every_environment_maps_to_packages_and_units(env):
     packages, units = runtime_needs(load_env(ROOT / "environments", env))
-    assert {"lvm2", "thin-provisioning-tools", "python3-pip"} <= set(packages)
+    # the .deb's Depends (so it installs offline), and no pip
+    depends = {"lvm2", "dmeventd", "thin-provisioning-tools", "python3-jinja2", "python3-yaml",
+               "python3-jsonschema", "python3-tomlkit"}  # fmt: skip
+    assert depends <= set(packages) and "python3-pip" not in packages
     if load_env(ROOT / "environments", env).spec.runtime is Runtime.CONTAINERD_DEVMAPPER:
         assert "containerd" in packages and units == ["containerd.service"]
     else:
@@ -145,12 +220,12 @@ def test_every_environment_maps_to_packages_and_units(env):
 
 
 @pytest.fixture(scope="module")
-def baked(guest_image, wheel, tmp_path_factory) -> Artifact:
+def baked(guest_image, deb, tmp_path_factory) -> Artifact:
     """`packer build` for ci-guest through scripts/bake's code (DL_BAKED_IMAGE=DIR reuses
     an artifact directory while working on the checks)."""
     if reuse := os.environ.get("DL_BAKED_IMAGE"):
         return Artifact.load(Path(reuse))
-    return bake(ENV, tmp_path_factory.mktemp("bake") / "image", wheel=wheel)
+    return bake(ENV, tmp_path_factory.mktemp("bake") / "image", deb=deb)
 
 
 def user_data_with_login(public_key: str, work: Path) -> str:
@@ -282,7 +357,8 @@ def test_artifact_has_no_pool_no_runtime_storage_no_bake_state(baked, tmp_path):
     assert root.read("/etc/machine-id") == ""
     assert [n for n in root.ls("/etc/ssh") if n.startswith("ssh_host_")] == []
     assert not root.exists("/root/.ssh/authorized_keys")
-    assert [n for n in root.ls("/tmp") if n.endswith(".whl")] == []
+    assert [n for n in root.ls("/tmp") if n.endswith(".deb")] == []
+    assert root.exists("/usr/lib/python3/dist-packages/cc_direct_lvm.py")
 
 
 @pytest.mark.guest
