@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import OWNER_TAG
+from .errors import CommandError
 from .run import run
 from .units import human
 
@@ -174,6 +175,10 @@ def probe_lvm() -> LvmState:
 # ---------------------------------------------------------------- block devices
 
 LSBLK_COLUMNS = "NAME,PATH,TYPE,SIZE,FSTYPE,PTTYPE,MOUNTPOINTS,SERIAL,WWN,RO"
+# util-linux < 2.37 (bullseye has 2.36.1) knows no MOUNTPOINTS column, only MOUNTPOINT
+# (one mount point per device, enough to refuse a mounted one): lsblk exits 1 with
+# "unknown column" and the probe asks again with these.
+LSBLK_COLUMNS_BEFORE_2_37 = LSBLK_COLUMNS.replace("MOUNTPOINTS", "MOUNTPOINT")
 
 
 @dataclass(frozen=True)
@@ -200,7 +205,13 @@ def _walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _mounts(node: dict[str, Any]) -> list[str]:
-    return [m for n in _walk(node) for m in (n.get("mountpoints") or []) if m]
+    return [m for n in _walk(node) for m in _node_mounts(n) if m]
+
+
+def _node_mounts(node: dict[str, Any]) -> list[str]:
+    if "mountpoints" in node:
+        return list(node["mountpoints"] or [])
+    return [node["mountpoint"]] if node.get("mountpoint") else []  # util-linux < 2.37
 
 
 def parse_lsblk(text: str) -> dict[str, BlockDevice]:
@@ -265,8 +276,13 @@ Block = tuple[dict[str, BlockDevice], dict[str, tuple[str, ...]]]  # lsblk tree,
 
 def probe_block() -> Block:
     """Every block device lsblk lists (by kernel path) and the by-id links."""
-    text = run(["lsblk", "--json", "--bytes", "--paths", "-o", LSBLK_COLUMNS]).stdout
-    return parse_lsblk(text), by_id_links()
+    argv = ["lsblk", "--json", "--bytes", "--paths", "-o"]
+    result = run([*argv, LSBLK_COLUMNS], check=False)
+    if result.returncode != 0 and "unknown column" in result.stderr:
+        result = run([*argv, LSBLK_COLUMNS_BEFORE_2_37], check=False)
+    if result.returncode != 0:
+        raise CommandError(result.argv, result.returncode, result.stderr or result.stdout)
+    return parse_lsblk(result.stdout), by_id_links()
 
 
 def seen_devices(tree: dict[str, BlockDevice]) -> str:

@@ -82,3 +82,47 @@ def test_wipefs():
         }
     )
     assert parse_wipefs(out) == ("ext4",)
+
+
+# util-linux 2.36 (bullseye): no MOUNTPOINTS column, lsblk -o ...,MOUNTPOINT,... instead
+LSBLK_2_36 = """{
+   "blockdevices": [
+      {"name": "/dev/vda", "path": "/dev/vda", "type": "disk", "size": 4294967296,
+       "fstype": "ext4", "pttype": null, "mountpoint": "/", "serial": "root", "wwn": null,
+       "ro": false},
+      {"name": "/dev/vdb", "path": "/dev/vdb", "type": "disk", "size": 4294967296,
+       "fstype": null, "pttype": null, "mountpoint": null, "serial": "dl-data1",
+       "wwn": null, "ro": false},
+      {"name": "/dev/vdc", "path": "/dev/vdc", "type": "disk", "size": 8388608,
+       "fstype": "vfat", "pttype": null, "mountpoint": "/mnt", "serial": "cidata",
+       "wwn": null, "ro": true}
+   ]
+}"""
+
+
+def test_lsblk_before_util_linux_2_37_mountpoint_column():
+    tree = parse_lsblk(LSBLK_2_36)
+    assert tree["/dev/vda"].is_root_disk and tree["/dev/vda"].mountpoints == ("/",)
+    assert tree["/dev/vdb"].mountpoints == () and not tree["/dev/vdb"].is_root_disk
+    assert tree["/dev/vdb"].serial == "dl-data1"
+    assert tree["/dev/vdc"].mountpoints == ("/mnt",) and tree["/dev/vdc"].read_only
+
+
+def test_probe_block_asks_again_without_mountpoints_on_old_lsblk(monkeypatch):
+    from direct_lvm import probe
+    from direct_lvm.run import Result
+
+    calls = []
+
+    def fake_run(argv, check=True, **_kw):
+        calls.append(argv[-1])
+        if "MOUNTPOINTS" in argv[-1]:
+            return Result(tuple(argv), 1, "", "lsblk: unknown column: MOUNTPOINTS,SERIAL\n")
+        return Result(tuple(argv), 0, LSBLK_2_36, "")
+
+    monkeypatch.setattr(probe, "run", fake_run)
+    monkeypatch.setattr(probe, "by_id_links", lambda: {})
+    tree, _links = probe.probe_block()
+    assert calls == [probe.LSBLK_COLUMNS, probe.LSBLK_COLUMNS_BEFORE_2_37]
+    assert "MOUNTPOINT," in calls[1] and "MOUNTPOINTS" not in calls[1]
+    assert tree["/dev/vda"].is_root_disk
