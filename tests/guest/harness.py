@@ -44,7 +44,8 @@ fi
 lvm $(python3 -c "from direct_lvm.probe import fullreport_argv; print(*fullreport_argv()[1:])") \\
     > /job/out/fullreport.json 2>&1
 cols=$(python3 -c 'from direct_lvm.probe import LSBLK_COLUMNS as c; print(c)')
-lsblk --json --bytes --paths -o "$cols" > /job/out/lsblk.json 2>&1
+lsblk --json --bytes --paths -o "$cols" > /job/out/lsblk.json 2>&1 ||
+  lsblk --json --bytes --paths -o "${cols/MOUNTPOINTS/MOUNTPOINT}" > /job/out/lsblk.json 2>&1
 journalctl -b --no-pager > /job/out/journal.txt 2>&1
 cp /var/log/cloud-init.log /job/out/ 2>/dev/null
 if [ -f /job/after.sh ]; then

@@ -15,12 +15,12 @@ pytestmark = pytest.mark.guest
 
 
 @pytest.fixture(scope="module")
-def reset_run(guest_image, wheel, tmp_path_factory):
+def reset_run(guest_image, deb, tmp_path_factory):
     work = tmp_path_factory.mktemp("reset")
     ext4_disk(work / "f.raw", b"someone else's data, never touched by reset\n" * 1000)
     disks = [Disk(blank_disk(work / f"{n}.raw", "2G"), serial=f"dl-r{n}") for n in "ab"]
     disks.append(Disk(work / "f.raw", serial="dl-rf"))
-    return run_suites(guest_image, wheel, work, ["test_reset"], disks=disks)
+    return run_suites(guest_image, deb, work, ["test_reset"], disks=disks)
 
 
 @pytest.mark.parametrize("name", in_guest_tests("test_reset"))
