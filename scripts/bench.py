@@ -44,7 +44,7 @@ def main() -> int:
     job = work / "job"
     (job / "dist").mkdir(parents=True)
     (job / "out").mkdir()
-    shutil.copy(build_deb(), job / "dist")
+    build_deb(dest_dir=job / "dist")
     shutil.copy(JOB, job / "job.sh")
     disks = [Disk(blank_disk(work / f"d{i}.raw", "4G"), serial=f"bench{i}") for i in range(4)]
     result = run_job(image, job, out_dir=work / "out", disks=disks)

@@ -35,7 +35,7 @@ def main() -> int:
     job = work / "job"
     (job / "dist").mkdir(parents=True, exist_ok=True)
     (job / "out").mkdir(exist_ok=True)
-    shutil.copy(build_deb(), job / "dist")
+    build_deb(dest_dir=job / "dist")
     (job / "config.yaml").write_text(CONFIG)
     shutil.copy(JOB, job / "job.sh")
     disk = blank_disk(work / "data.raw", "8G")

@@ -148,7 +148,7 @@ def bake(
     work = Path(tempfile.mkdtemp(prefix=f"direct-lvm-bake-{env.name}-"))
     marker = f"direct-lvm-bake-{uuid.uuid4().hex[:12]}"
     with phase("deb"):
-        deb = deb or build_deb()
+        deb = deb or build_deb(dest_dir=work / "dist")
     seed, key, public = login_seed(work, marker)
     variables: dict[str, str | int | Sequence[str]] = {
         "environment": env.name,

@@ -26,7 +26,8 @@ def bullseye_image() -> GuestImage:
 
 
 @pytest.fixture(scope="session")
-def deb() -> Path:
-    """direct-lvm's .deb, built once per session by scripts/build-deb. Guests install it
-    with apt-get from the job disk: no pip in any guest."""
-    return build_deb(ROOT)
+def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """direct-lvm's .deb, built once per session by scripts/build-deb (a private copy:
+    xdist workers build side by side). Guests install it with apt-get from the job
+    disk: no pip in any guest."""
+    return build_deb(ROOT, tmp_path_factory.mktemp("deb"))
