@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import core
 from .errors import DirectLvmError
+from .run import run
 
 log = logging.getLogger("direct_lvm")
 
@@ -23,6 +25,22 @@ BOOT_LOCK = "/run/lock/direct-lvm-boot.lock"  # apply's own lock is core.LOCK_PA
 # Left by `direct-lvm image-setup`: this image expects a config at every boot.
 MARKER = "/etc/direct-lvm/image-setup.json"
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
+# direct-lvm.service is ordered after udev's coldplug trigger, which only queues the
+# boot's device events; the service waits (bounded) for udev to process them before its
+# first LVM command, instead of pulling in the deprecated systemd-udev-settle.service.
+UDEV_SETTLE_TIMEOUT = 120
+
+
+def settle_udev(timeout: int = UDEV_SETTLE_TIMEOUT) -> None:
+    """Wait (bounded) until udev has processed the events queued so far."""
+    start = time.monotonic()
+    r = run(["udevadm", "settle", f"--timeout={timeout}"], check=False)
+    took = time.monotonic() - start
+    if r.returncode != 0:
+        log.info("udev still busy after %d s; going on (direct-lvm waits for its own "
+                 "devices)", timeout)  # fmt: skip
+    elif took >= 1:
+        log.info("waited %.1f s for udev to process the boot's device events", took)
 
 
 def boot_id(path: str = BOOT_ID) -> str:
@@ -92,10 +110,12 @@ def run_boot(
     record: str = RECORD,
     lock: str = BOOT_LOCK,
     marker: str = MARKER,
+    before_work: Callable[[], None] | None = None,
 ) -> int:
     """Run the boot path once per boot. Returns the exit code (0, or the recorded code of
     an earlier failed run this boot); raises the DirectLvmError of a failure (after the
-    runtime was held back), so that cloud-init reports it and the CLI exits with it."""
+    runtime was held back), so that cloud-init reports it and the CLI exits with it.
+    before_work runs when this run is the one to do the work (the service: settle_udev)."""
     who = f"direct-lvm ({by})"
     with core.exclusive(lock):
         done = read_record(record)
@@ -104,6 +124,8 @@ def run_boot(
                      done["by"], done.get("time", "?"), done.get("result", "?"))  # fmt: skip
             code = done.get("exit_code", 0)
             return code if isinstance(code, int) else 1
+        if before_work is not None:
+            before_work()
         try:
             mapping = core.boot_config(cloud_config, config_path)
             if mapping is None:

@@ -273,11 +273,11 @@ def cmd_image_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_boot(args: argparse.Namespace) -> int:
-    from .bootpath import BY_SERVICE, run_boot
+    from .bootpath import BY_SERVICE, run_boot, settle_udev
 
     for handler in log.handlers:  # the journal names the unit; core's lines name the run
         handler.setFormatter(logging.Formatter("%(message)s"))
-    return run_boot(BY_SERVICE, {}, config_path=args.config)
+    return run_boot(BY_SERVICE, {}, config_path=args.config, before_work=settle_udev)
 
 
 def cmd_render(args: argparse.Namespace) -> int:

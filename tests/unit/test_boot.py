@@ -218,3 +218,13 @@ def test_no_config_without_the_marker_stays_a_debug_line(paths, applied, caplog)
         assert bootpath.run_boot(bootpath.BY_SERVICE, {}, **paths) == 0
     (rec,) = [r for r in caplog.records if r.name == "direct_lvm"]
     assert rec.levelname == "DEBUG" and "direct-lvm (direct-lvm.service)" in rec.getMessage()
+
+
+def test_before_work_runs_only_for_the_run_that_does_the_work(paths, applied):
+    from direct_lvm import bootpath
+
+    settled = []
+    kw = dict(paths, before_work=lambda: settled.append(1))
+    assert bootpath.run_boot(bootpath.BY_SERVICE, {}, **kw) == 0
+    assert bootpath.run_boot(bootpath.BY_SERVICE, {}, **kw) == 0  # already done: no wait
+    assert settled == [1] and len(applied) == 1

@@ -105,7 +105,8 @@ def test_shipped_unit_runs_the_boot_command_before_the_runtimes():
     text = image.shipped_unit().read_text()
     assert "ExecStart=direct-lvm boot\n" in text
     assert "ConditionPathExists=/etc/direct-lvm/config.yaml\n" in text
-    assert "Before=docker.service docker.socket containerd.service" in text
+    assert "Before=docker.service containerd.service" in text
+    assert "DefaultDependencies=no" not in text  # after basic.target: D-Bus answers lvm2
     assert "Type=oneshot" in text and "RemainAfterExit=yes" in text
 
 
