@@ -13,6 +13,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 LONGEST_FIRST = (
     "test_guest_growth",
     "test_guest_runtimes",
+    "test_bullseye",
     "test_guest_bullseye",
     "test_guest_devices",
     "test_packer",
