@@ -39,13 +39,12 @@ systemd-analyze verify direct-lvm.service docker.service > /job/out/verify.txt 2
 """
 
 # As in test_guest_cloudinit: the harness image has no locale, cloud-init's locale module
-# needs one. Both boot paths are enabled, to show they never both do the work.
+# needs one. Both boot paths are enabled (the .deb ships the unit, not enabled), to show
+# they never both do the work.
 BAKE_CLOUD_INIT = """
 echo 'en_US.UTF-8 UTF-8' >> /etc/locale.gen
 locale-gen
 direct-lvm image-setup > /job/out/image-setup.txt
-cp "$(python3 -c 'from direct_lvm.image import shipped_unit; print(shipped_unit())')" \\
-    /etc/systemd/system/direct-lvm.service
 systemctl enable direct-lvm.service docker.service docker.socket containerd.service
 cloud-init clean --logs
 """
@@ -138,7 +137,8 @@ def service_boot2(guest_image, deb, service_disks, service_boot1, tmp_path_facto
 def test_image_setup_no_cloud_init_enabled_the_service(service_image):
     out = (service_image[1] / "image-setup.txt").read_text()
     assert "/etc/systemd/system/multi-user.target.wants/direct-lvm.service" in out, out
-    assert "# direct-lvm.service will run /usr/local/bin/direct-lvm boot" in out, out
+    assert "/etc/systemd/system/direct-lvm.service\n" not in out  # the .deb's unit is used
+    assert "# direct-lvm.service will run /usr/bin/direct-lvm boot" in out, out
     assert "90_direct_lvm.cfg" not in out
     verify = (service_image[1] / "verify.txt").read_text()
     assert "direct-lvm" not in verify, verify  # systemd-analyze verify: nothing about ours
