@@ -53,6 +53,7 @@ class ResetObserved:
     docker_root_ours: bool = False  # docker-overlay2: our LV is mounted at /var/lib/docker
     mount_enabled: bool = False  # docker-overlay2: var-lib-docker.mount is enabled
     pool_state: str = ""  # the runtime's own metadata about the pool's devices (a dir)
+    snap_devices: tuple[str, ...] = ()  # containerd's thin devices on the pool (dm names)
     backups: tuple[str, ...] = ()
     timestamp: str = "00000000T000000Z"
     boot_config: bool = False  # BOOT_CONFIG_FILE exists (the next boot applies it)
@@ -351,6 +352,13 @@ def plan_reset(
             )
         )
         moved = (dest,)
+    if observed.snap_devices and lv_steps:
+        steps.append(Step(
+            Action.RUN,
+            "containerd leaves its snapshot devices active on the pool; lvremove needs "
+            "them gone (their data goes with the pool)",
+            argv=("dmsetup", "remove", "--retry", *observed.snap_devices),
+        ))  # fmt: skip
     steps += lv_steps
     steps += file_steps
     if any(p.startswith("/etc/systemd/") for p in removed):
@@ -398,6 +406,17 @@ def container_mounts(mountinfo: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def snap_devices(dmsetup_table: str, pool_dm_name: str) -> tuple[str, ...]:
+    """containerd's devmapper snapshotter names its thin devices <pool_name>-snap-<id>
+    (`dmsetup table` lines: "name: start length thin pool-dev id")."""
+    out = []
+    for line in dmsetup_table.splitlines():
+        name, _, table = line.partition(": ")
+        if name.startswith(f"{pool_dm_name}-snap-") and table.split()[2:3] == ["thin"]:
+            out.append(name)
+    return tuple(sorted(set(out)))
+
+
 def _docker_containers(active: bool) -> tuple[str, ...]:
     """docker ps -aq when dockerd runs (never socket-activate it); else what
     /var/lib/docker/containers holds."""
@@ -432,8 +451,11 @@ def observe(spec: Spec) -> ResetObserved:
     mountinfo = read_mountinfo()
     ours = False
     pool_state = ""
+    snaps: tuple[str, ...] = ()
     if spec.runtime is Runtime.CONTAINERD_DEVMAPPER:
         containers = _containerd_containers() if active else ()
+        table = run(["dmsetup", "table"], check=False).stdout
+        snaps = snap_devices(table, spec.pool_dm_name)
         if os.path.isdir(spec.containerd.root_path):
             pool_state = spec.containerd.root_path
     else:
@@ -449,6 +471,7 @@ def observe(spec: Spec) -> ResetObserved:
         active_units=active,
         containers=containers,
         container_mounts=container_mounts(mountinfo),
+        snap_devices=snaps,
         docker_root_ours=ours,
         mount_enabled=os.path.lexists(MOUNT_WANTS),
         pool_state=pool_state,

@@ -193,13 +193,21 @@ def ctd_files(s, config):
 def test_containerd_distribution_config_gets_back_its_original_text():
     orig = (DATA / "containerd-config.toml-bookworm").read_text()
     s = mkspec(runtime="containerd-devmapper")
+    table = ("docker-thinpool-snap-1: 0 2097152 thin 253:2 1\n"
+             "docker-thinpool-snap-2: 0 2097152 thin 253:2 2\n"
+             "docker-thinpool-tpool: 0 6684672 thin-pool 253:0 253:1 1024 0 1 skip_block_zeroing\n"
+             "docker-other: 0 8 linear 8:16 2048\n")  # fmt: skip
+    snaps = reset.snap_devices(table, s.pool_dm_name)
+    assert snaps == ("docker-thinpool-snap-1", "docker-thinpool-snap-2")
     obs = reset.ResetObserved(lvm=ours_lvm(s), files=ctd_files(s, orig),
-                              active_units=("containerd.service",),
+                              active_units=("containerd.service",), snap_devices=snaps,
                               pool_state=s.containerd.root_path, timestamp=TS)  # fmt: skip
     rp = reset.plan_reset(s, obs)
     assert argvs(rp)[0] == ("systemctl", "stop", "containerd.service")
     assert argvs(rp)[1] == ("mv", "--no-target-directory", s.containerd.root_path,
                             f"{s.containerd.root_path}.direct-lvm-reset-{TS}")  # fmt: skip
+    assert argvs(rp)[2] == ("dmsetup", "remove", "--retry", *snaps)
+    assert argvs(rp)[3] == ("lvremove", "--yes", "docker/thinpool")
     (write,) = [st for st in rp.plan.steps if st.action is Action.WRITE]
     assert write.path == containerd.CONFIG and write.content == orig
     removed = {a[-1] for a in argvs(rp) if a[:1] == ("rm",)}

@@ -207,3 +207,38 @@ def test_overlay2_reset_unmounts_and_removes_its_lv_and_units(host, cfg):
     assert host.check_output("systemctl show -p LoadState var-lib-docker.mount").strip() in (
         "LoadState=not-found", "LoadState=masked")  # fmt: skip
     assert sha(host, F) == SEEN["f_sha"]
+
+
+def test_containerd_reset_removes_the_pool_and_only_our_import(host, cfg):
+    """containerd-devmapper on the same disks: a container on devmapper snapshots
+    refuses reset; --force stops containerd, removes the snapshot devices, the pool, VG
+    and PVs, the fragment and drop-in, and gives config.toml back as it was."""
+    from pathlib import Path
+
+    from oci_helpers import REF, build_oci_archive
+
+    conf = host.file("/etc/containerd/config.toml")
+    orig = conf.content_string if conf.exists else None
+    r = host.run(f"direct-lvm apply {cfg('reset-containerd')}")
+    assert r.rc == 0, r.stderr
+    archive = build_oci_archive(Path("/var/tmp/busybox-oci.tar"))
+    host.check_output(f"ctr images import --snapshotter devmapper {archive}")
+    host.check_output(f"ctr containers create --snapshotter devmapper {REF} dl-keep")
+    r = host.run(f"direct-lvm reset --yes {cfg('reset-containerd')}")
+    assert r.rc == 2 and "default/dl-keep" in r.stderr, (r.stdout, r.stderr)
+    r = host.run(f"direct-lvm reset --yes --force {cfg('reset-containerd')}")
+    assert r.rc == 0, (r.stdout, r.stderr, host.check_output("dmsetup table"))
+    assert "done and verified" in r.stdout
+    assert host.run("vgs containerd").rc != 0
+    assert "containerd-thin--pool" not in host.check_output("dmsetup ls")
+    for p in ("/etc/containerd/conf.d/direct-lvm.toml",
+              "/etc/systemd/system/containerd.service.d/direct-lvm.conf"):  # fmt: skip
+        assert not host.file(p).exists, p
+    if orig is None:
+        assert not conf.exists
+    else:
+        assert conf.content_string == orig
+    for dev in (A, B):
+        assert blank(host, dev), host.check_output(f"wipefs --no-act {dev}")
+    assert host.run("systemctl is-active containerd.service").stdout.strip() == "inactive"
+    assert sha(host, F) == SEEN["f_sha"]
