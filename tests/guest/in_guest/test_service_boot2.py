@@ -22,11 +22,26 @@ def settled(host):
     wait_for_docker(host)
 
 
+def lvm2_monitor_failed_on_our_pool(host):
+    """This boot's lvm2-monitor.service could not register the (already active) pool with
+    dmeventd: under heavy TCG load dmeventd can start too late for it ("No input from
+    event server"). The pool is then really not monitored, and re-enabling monitoring is
+    the one change the boot path must make."""
+    out = host.check_output("journalctl -b --no-pager -o cat -u lvm2-monitor.service")
+    return "Failed to monitor docker/thinpool" in out
+
+
 def test_the_service_changed_nothing(host):
     journal = service_journal(host)
+    changes = changing_commands(journal)
+    if changes == ["+ lvchange --monitor y docker/thinpool"] and lvm2_monitor_failed_on_our_pool(
+        host
+    ):
+        assert record(host)["result"] == "ok: 1 step(s) applied"
+        return
     assert re.search(r"^direct-lvm \(direct-lvm\.service\): docker/thinpool matches the "
                      r"config; nothing changed", journal, re.M), journal  # fmt: skip
-    assert changing_commands(journal) == [], journal
+    assert changes == [], journal
     assert record(host)["result"] == "ok: nothing changed"
 
 
