@@ -5,6 +5,8 @@ import hashlib
 import io
 import json
 import tarfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REF = "docker.io/dl/busybox:latest"
@@ -60,3 +62,29 @@ def build_oci_archive(path: Path) -> Path:
         }]}  # fmt: skip
         _file(out, "index.json", json.dumps(index).encode())
     return path
+
+
+@contextmanager
+def running_container(host, name: str):
+    """A busybox container kept running on the devmapper snapshotter while the block runs,
+    then killed and removed. Its snapshot is an active thin device for exactly that long
+    (after `ctr run --rm` containerd removes it asynchronously: a check then races it)."""
+    host.check_output(f"ctr run -d --snapshotter devmapper {REF} {name} /bin/busybox sleep 900")
+    try:
+        yield
+    finally:
+        host.run(f"ctr task kill -s SIGKILL {name}")
+        deadline = time.monotonic() + 60
+        while host.run(f"ctr task rm {name}").rc != 0 and time.monotonic() < deadline:
+            time.sleep(0.2)  # poll: the task is stopped once the kill is delivered
+        host.check_output(f"ctr container rm {name}")
+
+
+def our_thin_devices(host, pool_dm: str) -> tuple[list[str], str]:
+    """(the `dmsetup table` lines of thin devices named <pool_dm>-..., the pool's major:minor)."""
+    major_minor = host.check_output(
+        f"dmsetup info -c --noheadings -o major,minor {pool_dm}"
+    ).strip()
+    tables = host.check_output("dmsetup table").splitlines()
+    thins = [t for t in tables if t.split()[3:4] == ["thin"] and t.startswith(f"{pool_dm}-")]
+    return thins, major_minor

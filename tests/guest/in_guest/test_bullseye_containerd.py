@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from cloudinit_helpers import LOG, this_boot_log, wait_for
-from oci_helpers import REF, build_oci_archive
+from oci_helpers import REF, build_oci_archive, our_thin_devices, running_container
 
 POOL_DM = "containerd-thin--pool"
 
@@ -65,9 +65,7 @@ def test_ctr_run_on_devmapper_in_our_pool(host):
         f"ctr run --rm --snapshotter devmapper {REF} dl-devmapper sh -c 'echo hello-devmapper'"
     )
     assert out.strip() == "hello-devmapper"
-    major_minor = host.check_output(
-        f"dmsetup info -c --noheadings -o major,minor {POOL_DM}").strip()  # fmt: skip
-    thins = [t for t in host.check_output("dmsetup table").splitlines()
-             if t.split()[3:4] == ["thin"] and t.startswith(f"{POOL_DM}-")]  # fmt: skip
-    assert thins, "no devmapper snapshot devices in our pool"
+    with running_container(host, "dl-live"):
+        thins, major_minor = our_thin_devices(host, POOL_DM)
+    assert thins, "no devmapper snapshot devices in our pool while a container ran"
     assert all(t.split()[4] == major_minor for t in thins), (thins, major_minor)

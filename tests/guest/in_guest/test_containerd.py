@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import tomllib
-from oci_helpers import REF, build_oci_archive
+from oci_helpers import REF, build_oci_archive, our_thin_devices, running_container
 
 CONFIG = Path("/etc/containerd/config.toml")
 ORIG = Path("/var/tmp/dl-containerd-config.orig")
@@ -71,12 +71,10 @@ def test_ctr_run_on_devmapper(host):
 
 
 def test_snapshot_devices_live_in_our_pool(host):
-    major_minor = host.check_output(
-        f"dmsetup info -c --noheadings -o major,minor {POOL_DM}").strip()  # fmt: skip
-    tables = host.check_output("dmsetup table").splitlines()
-    thins = [t for t in tables if t.split()[3:4] == ["thin"]]
-    ours = [t for t in thins if t.startswith(f"{POOL_DM}-")]
-    assert ours, tables  # containerd's base and snapshot devices: <pool_name>-snap-N
+    with running_container(host, "dl-live"):
+        ours, major_minor = our_thin_devices(host, POOL_DM)
+    # the running container's snapshot: a thin device <pool_name>-snap-N in our pool
+    assert ours, host.check_output("dmsetup table")
     for t in ours:
         assert t.split()[4] == major_minor, (t, major_minor)
 
