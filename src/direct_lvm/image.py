@@ -36,8 +36,7 @@ SERVICE = "direct-lvm.service"
 # Where a package puts the unit (the .deb: /lib/systemd/system); else image-setup
 # installs the copy shipped in the wheel into /etc/systemd/system.
 UNIT_DIRS = ("lib/systemd/system", "usr/lib/systemd/system")
-LOCAL_UNIT = f"etc/systemd/system/{SERVICE}"
-WANTS = f"etc/systemd/system/multi-user.target.wants/{SERVICE}"
+WANTS_DIR = "etc/systemd/system/multi-user.target.wants"
 # systemd's search path for an ExecStart= without a directory (the unit runs
 # `direct-lvm boot`, so a .deb in /usr/bin and a pip install in /usr/local/bin both work).
 EXEC_DIRS = ("usr/local/sbin", "usr/local/bin", "usr/sbin", "usr/bin", "sbin", "bin")
@@ -203,35 +202,47 @@ def check_service(root: Path) -> Check:
     return Check([f"direct-lvm.service will run {found[0]} boot"])
 
 
-def shipped_unit() -> Path:
-    """direct-lvm.service as shipped: in the wheel, or systemd/ of the source tree."""
+def shipped_unit(name: str = SERVICE) -> Path:
+    """A systemd unit as direct-lvm ships it: in the wheel, or systemd/ of the source tree."""
     here = Path(__file__).resolve().parent
-    for candidate in (here / "systemd" / SERVICE, here.parents[1] / "systemd" / SERVICE):
+    for candidate in (here / "systemd" / name, here.parents[1] / "systemd" / name):
         if candidate.is_file():
             return candidate
-    raise DirectLvmError(f"{SERVICE} not found next to {here} (broken install?)",
+    raise DirectLvmError(f"{name} not found next to {here} (broken install?)",
                          "reinstall direct-lvm")  # fmt: skip
 
 
-def install_service(root: Path) -> list[Path]:
-    """Enable direct-lvm.service (the wants link systemctl enable makes), installing the
-    unit into /etc/systemd/system when no package put it in place."""
-    written = []
-    unit = next((root / d / SERVICE for d in UNIT_DIRS if (root / d / SERVICE).is_file()), None)
+def unit_in_place(root: Path, name: str, written: list[Path]) -> Path:
+    """The unit a package put in place, else the shipped copy installed into
+    /etc/systemd/system (appended to written)."""
+    unit = next((root / d / name for d in UNIT_DIRS if (root / d / name).is_file()), None)
     if unit is None:
-        unit = root / LOCAL_UNIT
-        write_file(str(unit), shipped_unit().read_text())
+        unit = root / "etc/systemd/system" / name
+        write_file(str(unit), shipped_unit(name).read_text())
         log.info("wrote %s", unit)
         written.append(unit)
-    link = root / WANTS
+    return unit
+
+
+def enable_unit(root: Path, unit: Path, wants_dir: str, written: list[Path]) -> None:
+    """Enable unit the way `systemctl enable` would (a link in wants_dir, so it works in
+    an image that is not running); the link is appended to written."""
+    link = root / wants_dir / unit.name
     target = "/" + unit.relative_to(root).as_posix()
     if not (link.is_symlink() and os.readlink(link) == target):
         link.parent.mkdir(parents=True, exist_ok=True)
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(target)
-        log.info("enabled %s (%s -> %s)", SERVICE, link, target)
+        log.info("enabled %s (%s -> %s)", unit.name, link, target)
     written.append(link)
+
+
+def install_service(root: Path) -> list[Path]:
+    """Enable direct-lvm.service, installing the unit into /etc/systemd/system when no
+    package put it in place."""
+    written: list[Path] = []
+    enable_unit(root, unit_in_place(root, SERVICE, written), WANTS_DIR, written)
     return written
 
 
@@ -287,33 +298,9 @@ TIMER_WANTS = "etc/systemd/system/timers.target.wants"
 
 
 def metrics_timer_setup(root: Path = Path("/")) -> list[Path]:
-    """Enable direct-lvm-metrics.timer the way `systemctl enable` would (a
-    timers.target.wants link, so it works in an image that is not running), installing
-    the service and timer into /etc/systemd/system when no package put them in place."""
-    here = Path(__file__).resolve().parent
-    written = []
-    units: dict[str, Path] = {}
-    for name in METRICS_UNITS:
-        unit = next((root / d / name for d in UNIT_DIRS if (root / d / name).is_file()), None)
-        if unit is None:
-            src = next((c for c in (here / "systemd" / name, here.parents[1] / "systemd" / name)
-                        if c.is_file()), None)  # fmt: skip
-            if src is None:
-                raise DirectLvmError(f"{name} not found next to {here} (broken install?)",
-                                     "reinstall direct-lvm")  # fmt: skip
-            unit = root / "etc/systemd/system" / name
-            write_file(str(unit), src.read_text())
-            log.info("wrote %s", unit)
-            written.append(unit)
-        units[name] = unit
-    timer = units[METRICS_UNITS[1]]
-    link = root / TIMER_WANTS / METRICS_UNITS[1]
-    target = "/" + timer.relative_to(root).as_posix()
-    if not (link.is_symlink() and os.readlink(link) == target):
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        link.symlink_to(target)
-        log.info("enabled %s (%s -> %s)", METRICS_UNITS[1], link, target)
-    written.append(link)
+    """Enable direct-lvm-metrics.timer, installing the service and timer into
+    /etc/systemd/system when no package put them in place."""
+    written: list[Path] = []
+    units = [unit_in_place(root, name, written) for name in METRICS_UNITS]
+    enable_unit(root, units[1], TIMER_WANTS, written)
     return written
