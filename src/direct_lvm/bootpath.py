@@ -14,7 +14,7 @@ from typing import Any
 
 from . import core
 from .errors import DirectLvmError
-from .run import run
+from .probe import udev_settle
 
 log = logging.getLogger("direct_lvm")
 
@@ -34,9 +34,9 @@ UDEV_SETTLE_TIMEOUT = 120
 def settle_udev(timeout: int = UDEV_SETTLE_TIMEOUT) -> None:
     """Wait (bounded) until udev has processed the events queued so far."""
     start = time.monotonic()
-    r = run(["udevadm", "settle", f"--timeout={timeout}"], check=False)
+    settled = udev_settle(timeout, cap=timeout)
     took = time.monotonic() - start
-    if r.returncode != 0:
+    if not settled:
         log.info("udev still busy after %d s; going on (direct-lvm waits for its own "
                  "devices)", timeout)  # fmt: skip
     elif took >= 1:

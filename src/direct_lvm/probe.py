@@ -299,8 +299,11 @@ def seen_devices(tree: dict[str, BlockDevice]) -> str:
     return "; ".join(parts) or "none"
 
 
-def udev_settle(timeout: float) -> None:
-    run(["udevadm", "settle", f"--timeout={max(1, int(min(timeout, 30)))}"], check=False)
+def udev_settle(timeout: float, cap: float = 30) -> bool:
+    """Wait, at most min(timeout, cap) s, until udev has processed the events queued so
+    far; False when it was still busy then."""
+    seconds = max(1, int(min(timeout, cap)))
+    return run(["udevadm", "settle", f"--timeout={seconds}"], check=False).returncode == 0
 
 
 def with_signatures(dev: BlockDevice, label: str) -> BlockDevice:
