@@ -2,32 +2,40 @@
 changed), 1 failure; `plan --exit-code` 4: changes pending; `status --check` follows the
 monitoring-plugins convention (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
 
-The engine (core, spec: jinja2, jsonschema, yaml) is imported inside the cmd_* functions,
-so `--version` and `--help` stay fast."""
+The engine (core, spec: yaml and the rest) is imported inside the cmd_* functions, and
+the standard library's argparse, json and logging where they are used: `--version`
+imports nothing but this module and the version, `--help` no engine."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
+# Only sys and the version at import time: `direct-lvm --version` (main's fast path)
+# imports nothing else. argparse, json, logging and the engine are imported where used.
 import sys
-import traceback
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
-from .errors import DirectLvmError
 
+TYPE_CHECKING = False  # typing's own costs an import; mypy knows this name
 if TYPE_CHECKING:
+    import argparse
+    import logging
+    from collections.abc import Sequence
+    from typing import Any, NoReturn
+
     from .plan import Plan
     from .runtime import RestartMode
     from .spec import Spec
 
-log = logging.getLogger("direct_lvm")
+
+def _log() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("direct_lvm")
 
 
 def _setup_logging(verbose: bool) -> None:
+    import logging
+
+    log = _log()
     handler = logging.StreamHandler(sys.stderr)
     fmt = (
         "direct-lvm: [%(relativeCreated)6.0f ms] %(message)s"
@@ -50,6 +58,8 @@ EXIT_CHANGES_PENDING = 4
 
 
 def _print_json(doc: dict[str, Any]) -> None:
+    import json
+
     print(json.dumps(doc, indent=2, default=str))
 
 
@@ -85,6 +95,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.config}: valid")
     if args.verbose:
+        import json
+
         print(json.dumps(spec.to_mapping(s), indent=2))
     return 0
 
@@ -105,6 +117,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     from . import core, spec
 
+    log = _log()
     s = spec.load_file(args.config)
     result = core.apply(s, restart=_restart(args), dry_run=args.dry_run)
     if args.json:
@@ -147,7 +160,12 @@ def _apply_json(s: Spec, result: Any, *, dry_run: bool) -> dict[str, Any]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from . import core, report
+    from .errors import DirectLvmError
+
+    log = _log()
 
     fmt = "json" if args.json else args.format
     if args.output and fmt != "prometheus":
@@ -202,6 +220,8 @@ def _print_status(
     from . import core
     from .units import human
 
+    log = _log()
+
     for v in lvs:  # docker-overlay2's LVs
         where = f"mounted at {v['mounted_at']}" if v["mounted_at"] else "not mounted"
         print(f"{v['vg']}/{v['lv']} ({v['dm_path']}): {human(v['size'])} plain LV, {where}")
@@ -247,6 +267,8 @@ def cmd_reset(args: argparse.Namespace) -> int:
     s = spec.load_file(args.config)
     result = reset.reset(s, yes=args.yes, force=args.force)
     if args.json:
+        import json
+
         print(json.dumps(reset.to_json(s, result), indent=2))
     else:
         print("\n".join(reset.text_lines(s, result)))
@@ -254,6 +276,8 @@ def cmd_reset(args: argparse.Namespace) -> int:
 
 
 def cmd_image_setup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from . import image
 
     root = Path(args.root)
@@ -273,14 +297,18 @@ def cmd_image_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_boot(args: argparse.Namespace) -> int:
+    import logging
+
     from .bootpath import BY_SERVICE, run_boot, settle_udev
 
-    for handler in log.handlers:  # the journal names the unit; core's lines name the run
+    for handler in _log().handlers:  # the journal names the unit; core's lines name the run
         handler.setFormatter(logging.Formatter("%(message)s"))
     return run_boot(BY_SERVICE, {}, config_path=args.config, before_work=settle_udev)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from . import envs
 
     if args.env:
@@ -296,6 +324,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def _fields_text() -> str:
     """Every config field with its type and the first sentence of its description, read
     from the JSON schema (json only: no jsonschema import for --help)."""
+    import json
     import re
     import textwrap
     from importlib import resources
@@ -337,21 +366,31 @@ def _help(text: str) -> str:
     return text.strip("\n")
 
 
-class _Parser(argparse.ArgumentParser):
-    """With --json anywhere on the command line, a usage error is JSON on stdout too."""
+def _parser_class() -> type[argparse.ArgumentParser]:
+    """With --json anywhere on the command line, a usage error is JSON on stdout too.
+    (A class made on first use: argparse is not imported for --version.)"""
+    import argparse
 
-    def error(self, message: str) -> NoReturn:
-        if "--json" in sys.argv[1:] or "--json" in _ARGV:
-            from .report import error_json
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            if "--json" in sys.argv[1:] or "--json" in _ARGV:
+                import json
 
-            print(json.dumps(error_json(EXIT_CONFIG, message, f"see {self.prog} --help")))
-        super().error(message)
+                from .report import error_json
+
+                print(json.dumps(error_json(EXIT_CONFIG, message, f"see {self.prog} --help")))
+            super().error(message)
+
+    return _Parser
 
 
 _ARGV: list[str] = []  # main()'s argv, for _Parser.error
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
+    _Parser = _parser_class()
     raw = argparse.RawDescriptionHelpFormatter
     parser = _Parser(
         prog="direct-lvm",
@@ -595,19 +634,46 @@ def _os_hint(e: OSError) -> str:
 def _report_error(args: argparse.Namespace, code: int, message: str, fix: str | None,
                   human: str | None = None, **known: Any) -> int:  # fmt: skip
     """The error on stderr (`human`, else message and fix), and with --json on stdout."""
-    log.error("error: %s", human or message + (f"\n  fix: {fix}" if fix else ""))
+    _log().error("error: %s", human or message + (f"\n  fix: {fix}" if fix else ""))
     if getattr(args, "json", False) or getattr(args, "format", "") == "json":
+        import json
+
         from .report import error_json
 
         print(json.dumps(error_json(code, message, fix, **known), indent=2, default=str))
     return code
 
 
+# Global options that may come before --version (argparse acts on --version where it
+# meets it, so these change nothing about its output).
+_BEFORE_VERSION = frozenset({"-v", "--verbose", "--debug"})
+
+
+def _asks_version(argv: Sequence[str]) -> bool:
+    """True for `direct-lvm [-v] [--debug] --version ...`: argparse would print the
+    version and exit 0 before looking further. Anything else goes through the parser."""
+    for arg in argv:
+        if arg == "--version":
+            return True
+        if arg not in _BEFORE_VERSION:
+            return False
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The only place that catches everything: a DirectLvmError is its message and exit
     code; an OSError is exit 1 with the path and the reason; anything else is an
-    internal error (exit 1). --debug adds the traceback; nothing else ever prints one."""
+    internal error (exit 1). --debug adds the traceback; nothing else ever prints one.
+    `--version` is answered before the parser is built (as argparse's version action
+    does: on stdout, then SystemExit(0)), so it imports nothing."""
     _ARGV[:] = list(sys.argv[1:] if argv is None else argv)
+    if _asks_version(_ARGV):
+        sys.stdout.write(f"direct-lvm {__version__}\n")
+        raise SystemExit(0)
+    import traceback
+
+    from .errors import DirectLvmError
+
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     try:
