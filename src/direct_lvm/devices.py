@@ -60,7 +60,7 @@ def _norm_serial(s: str) -> str:
     return s.replace("-", "").lower()
 
 
-def _id_name(value: str) -> str:
+def id_name(value: str) -> str:
     return value[len(BY_ID) :] if value.startswith(BY_ID) else value
 
 
@@ -75,8 +75,8 @@ def natural_key(path: str) -> tuple[tuple[int, int, str], ...]:
 
 def mismatch(sel: Selector, dev: BlockDevice, links: Sequence[str]) -> str | None:
     """Why dev does not match the selector's identity keys (first_empty aside), or None."""
-    if sel.id and _id_name(sel.id) not in {_id_name(x) for x in links}:
-        return f"no by-id link {_id_name(sel.id)}"
+    if sel.id and id_name(sel.id) not in {id_name(x) for x in links}:
+        return f"no by-id link {id_name(sel.id)}"
     if sel.serial and _norm_serial(sel.serial) != _norm_serial(dev.serial or "-"):
         return f"serial {dev.serial or '(none)'}"
     if sel.wwn and _norm_wwn(sel.wwn) != _norm_wwn(dev.wwn or "-"):

@@ -1,15 +1,23 @@
 """Find the config's devices on this host: wait for late disks (udev settle, then poll
 lsblk, a progress line every few seconds), select (devices.select), and read the chosen
-new devices' signatures. The only I/O of device selection; the rules are in devices.py."""
+new devices' signatures. The only I/O of device selection; the rules are in devices.py.
+
+A converged system skips lsblk and the by-id walk (known_pvs): when every entry is a path
+or an `id:` selector whose link resolves (os.path.realpath) to a PV of our VG that the
+device record says this entry chose, LVM's report already answers everything."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from .devices import Choice, Selection, select
+from .devices import BY_ID, Choice, Selection, Selector, id_name, select
 from .errors import RefusedError
+from .plan import DEVICE_RECORD, device_record
 from .probe import (
     BlockDevice,
     LvmState,
@@ -44,9 +52,66 @@ def _attempt(spec: Spec, lvm: LvmState) -> tuple[Selection, dict[str, BlockDevic
     return select(spec.entries, tree, links, resolved, pv_vgs, spec.vg), tree
 
 
+def read_record(path: str = DEVICE_RECORD) -> dict[str, Any]:
+    try:
+        return device_record(Path(path).read_text())
+    except OSError:
+        return {}
+
+
+def _link_of(entry: str | Selector) -> str | None:
+    """The path whose realpath alone names an entry's disk: a path entry, or an `id:`
+    selector with no other key. None for serial, wwn, size and first_empty: their
+    answer is lsblk's (udev's identity, the current size), never a record's."""
+    if isinstance(entry, str):
+        return entry
+    if entry.id and entry == Selector(id=entry.id):  # `text` does not compare
+        return BY_ID + id_name(entry.id)
+    return None
+
+
+def known_pvs(spec: Spec, lvm: LvmState, record: Mapping[str, Any]) -> Found | None:
+    """The converged case without lsblk: every entry resolves to a distinct PV of our VG
+    that the record says this entry chose (so the record needs no rewrite and its
+    identity fields stand for lsblk's). None when any entry does not: then the full
+    probe runs, and a device LVM does not show as ours gets every check."""
+    ours = {p.name for p in lvm.pvs_of(spec.vg)}
+    if lvm.vg(spec.vg) is None or not ours:
+        return None
+    chosen: list[Choice] = []
+    for entry in spec.entries:
+        link = _link_of(entry)
+        if link is None:
+            return None
+        real = resolve(link)
+        label = entry if isinstance(entry, str) else entry.label
+        rec = record.get(real)
+        if (
+            real not in ours
+            or any(c.real == real for c in chosen)
+            or not isinstance(rec, dict)
+            or rec.get("entry") != label
+            or rec.get("vg") != spec.vg
+        ):
+            return None
+        if isinstance(entry, str):  # the same words as devices.select
+            reason = "named by path" + (f" (a link to {real})" if real != entry else "")
+        else:
+            reason = f"already a PV of VG {spec.vg}"
+        size = rec.get("size")
+        serial, wwn = str(rec.get("serial") or ""), str(rec.get("wwn") or "")
+        chosen.append(Choice(label, real, reason, True, serial, wwn,
+                             size if isinstance(size, int) else 0))  # fmt: skip
+    return Found(lvm, tuple(chosen), {}, {c.label: c.real for c in chosen})
+
+
 def find_devices(spec: Spec, *, wait: bool = True, poll: float = 1.0) -> Found:
     """Select the config's devices, waiting up to spec.wait_timeout for missing ones."""
     lvm = probe_lvm()
+    known = known_pvs(spec, lvm, read_record()) if lvm.vg(spec.vg) else None
+    if known is not None:
+        log.debug("every devices entry is a PV of %s: no lsblk needed", spec.vg)
+        return known
     selection, tree = _attempt(spec, lvm)
     timeout = spec.wait_timeout if wait else 0.0
     if selection.missing and timeout > 0:

@@ -1,14 +1,15 @@
 """Waiting for late disks (discover.find_devices) with a fake clock: udev settle once,
 poll lsblk, a progress line every 5 s, and a timeout error listing the disks seen."""
 
+import contextlib
 import dataclasses
 import logging
 
 import pytest
 
 from direct_lvm import discover, spec
-from direct_lvm.errors import RefusedError
-from direct_lvm.probe import BlockDevice, LvmState
+from direct_lvm.errors import ConfigError, RefusedError
+from direct_lvm.probe import PV, VG, BlockDevice, LvmState
 
 
 def disk(path, size=4 << 30, serial="", **kw):
@@ -100,3 +101,74 @@ def test_wait_timeout_0_does_not_wait(host):
     with pytest.raises(RefusedError, match="after waiting 0 s"):
         discover.find_devices(mk(["/dev/vdq"], timeout=0))
     assert host["settled"] == 0
+
+
+# ------------------------------------------------------------------ converged: no lsblk
+
+PV_A = PV("/dev/vdb", "u1", "docker", 4 << 30, 4 << 30)
+PV_B = PV("/dev/vdc", "u2", "docker", 4 << 30, 4 << 30)
+OURS = LvmState(pvs=(PV_A, PV_B),
+                vgs=(VG("docker", "v", 8 << 30, 0, 4 << 20, 2046, 0, frozenset()),))  # fmt: skip
+LINKS = {"/dev/disk/by-id/virtio-a": "/dev/vdb", "/dev/disk/by-id/virtio-b": "/dev/vdc"}
+
+
+def rec(entry, serial="", vg="docker"):
+    return {"vg": vg, "entry": entry, "reason": "r", "serial": serial, "wwn": "", "size": 4 << 30}
+
+
+@pytest.fixture
+def converged(monkeypatch):
+    """Our VG on /dev/vdb and /dev/vdc, their by-id links; lsblk counts its calls."""
+    calls = {"lsblk": 0}
+
+    def probe_block():
+        calls["lsblk"] += 1
+        return {p: disk(p) for p in ("/dev/vdb", "/dev/vdc")}, {
+            r: (link,) for link, r in LINKS.items()}  # fmt: skip
+
+    monkeypatch.setattr(discover, "probe_lvm", lambda: OURS)
+    monkeypatch.setattr(discover, "probe_block", probe_block)
+    monkeypatch.setattr(discover, "resolve", lambda p: LINKS.get(p, p))
+    return calls
+
+
+def test_converged_paths_and_ids_skip_lsblk(converged, monkeypatch):
+    record = {"/dev/vdb": rec("/dev/disk/by-id/virtio-a", "sa"),
+              "/dev/vdc": rec("id=virtio-b", "sb")}  # fmt: skip
+    monkeypatch.setattr(discover, "read_record", lambda: record)
+    entries = ["/dev/disk/by-id/virtio-a", {"id": "virtio-b"}]
+    found = discover.find_devices(mk(entries))
+    assert converged["lsblk"] == 0
+    assert found.new == {}
+    assert found.resolved == {"/dev/disk/by-id/virtio-a": "/dev/vdb", "id=virtio-b": "/dev/vdc"}
+    # the same choices (reasons included) as the full probe makes
+    monkeypatch.setattr(discover, "read_record", lambda: {})
+    full = discover.find_devices(mk(entries))
+    assert converged["lsblk"] == 1
+    assert [c.reason for c in found.choices] == [c.reason for c in full.choices]
+    assert [c.serial for c in found.choices] == ["sa", "sb"]
+
+
+@pytest.mark.parametrize(
+    ("entries", "record"),
+    [
+        # an entry that is not (yet) a PV of our VG: the new disk gets every check
+        (["/dev/vdb", "/dev/vdd"], {"/dev/vdb": rec("/dev/vdb")}),
+        # the record does not say this entry chose the PV (or names another VG)
+        (["/dev/vdb"], {}),
+        (["/dev/vdb"], {"/dev/vdb": rec("/dev/vdc")}),
+        (["/dev/vdb"], {"/dev/vdb": rec("/dev/vdb", vg="other")}),
+        # serial (and wwn, size, first_empty) are lsblk's answers, not a record's
+        ([{"serial": "sa"}], {"/dev/vdb": rec("serial=sa", "sa")}),
+        ([{"id": "virtio-a", "min_size": "1G"}], {"/dev/vdb": rec("id=virtio-a,min_size=1G")}),
+        # two entries, one disk: the full probe refuses it
+        (["/dev/vdb", "/dev/disk/by-id/virtio-a"], {"/dev/vdb": rec("/dev/vdb")}),
+    ],
+)
+def test_anything_not_known_takes_the_full_probe(converged, monkeypatch, entries, record):
+    monkeypatch.setattr(discover, "read_record", lambda: record)
+    monkeypatch.setattr(discover, "with_signatures",
+                        lambda dev, label: dataclasses.replace(dev, path=label))  # fmt: skip
+    with contextlib.suppress(RefusedError, ConfigError):
+        discover.find_devices(mk(entries, timeout=0))
+    assert converged["lsblk"] == 1
