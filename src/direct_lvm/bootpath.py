@@ -15,6 +15,7 @@ from typing import Any
 from . import core
 from .errors import DirectLvmError
 from .probe import udev_settle
+from .render import remember
 
 log = logging.getLogger("direct_lvm")
 
@@ -131,6 +132,7 @@ def run_boot(
             if mapping is None:
                 no_config(by, config_path, marker)
                 return 0
+            remember()  # a converged boot renders from the record, without jinja2
             result = core.boot(mapping, who=who)
         except DirectLvmError as e:
             write_record(by, f"failed: {e.message.splitlines()[0]}", e.exit_code, record)

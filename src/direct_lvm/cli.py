@@ -119,6 +119,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
     log = _log()
     s = spec.load_file(args.config)
+    if not args.dry_run:  # a converged run renders from the record, without jinja2
+        from .render import remember
+
+        remember()
     result = core.apply(s, restart=_restart(args), dry_run=args.dry_run)
     if args.json:
         _print_json(_apply_json(s, result, dry_run=args.dry_run))

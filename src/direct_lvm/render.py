@@ -1,18 +1,35 @@
 """The one place that renders templates (templates/ in the source tree, shipped inside
 the wheel). StrictUndefined: a missing value is an error, never an empty string. Every
-value is escaped for its target by a filter named after it."""
+value is escaped for its target by a filter named after it.
+
+jinja2 is imported only to render. apply and the boot path (`remember`) keep a record
+of what they rendered (RECORD): each text under a SHA-256 of everything it depends on
+(our version, the template's source, this module's source, jinja2's install, the
+context's values and types). An identical request is answered from the record without
+jinja2; any change in one of those renders afresh. The record says what a template
+gives, not what is on disk: the plan still compares every file on disk with it, so a
+hand-edited file is still converged."""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
-import yaml
+if TYPE_CHECKING:
+    import jinja2
 
 _PKG = Path(__file__).resolve().parent
+log = logging.getLogger("direct_lvm")
+
+# What apply and the boot path rendered (a cache: deleting it only costs a jinja2 import).
+RECORD = "/var/lib/direct-lvm/rendered.json"
+RECORD_FORMAT = 1
+RECORD_KEEP = 64  # entries; the least recently used go first
 
 
 def templates_dir() -> Path:
@@ -101,6 +118,8 @@ def toml_int(value: object) -> str:
 
 def yaml_value(value: object) -> str:
     """A YAML flow value (safe_dump), usable inline after `key: `."""
+    import yaml
+
     return (
         yaml.safe_dump(value, default_flow_style=True, width=10**9)
         .rstrip("\n")
@@ -111,6 +130,8 @@ def yaml_value(value: object) -> str:
 def yaml_block(value: str, indent: int) -> str:
     """A string as a YAML literal block scalar ('|'), for a value nested `indent` spaces
     deep; PyYAML chooses the quoting it needs when a literal cannot hold the text."""
+    import yaml
+
     dumped = yaml.safe_dump(value, default_style="|", width=10**9)
     first, _, rest = dumped.partition("\n")
     pad = " " * indent
@@ -124,6 +145,8 @@ def comment(value: object) -> str:
 
 @cache
 def environment() -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
@@ -148,5 +171,134 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render(template: str, **context: Any) -> str:
+def _render(template: str, context: dict[str, Any]) -> str:
     return environment().get_template(template).render(**context)
+
+
+# Context values whose repr() is canonical and tells their type apart (a tuple from a
+# list, True from 1); anything else (an enum, an object) is rendered, never recorded.
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _canonical(value: Any) -> str | None:
+    kind = type(value)
+    if kind in _PLAIN:
+        return repr(value)
+    if kind is list or kind is tuple or kind is dict:
+        pairs = value.items() if kind is dict else ((None, v) for v in value)
+        parts = []
+        for k, v in pairs:  # in order: a template may iterate it
+            if kind is dict and type(k) is not str:
+                return None
+            item = _canonical(v)
+            if item is None:
+                return None
+            parts.append(item if kind is not dict else f"{k!r}: {item}")
+        body = ", ".join(parts)
+        if kind is list:
+            return "[" + body + "]"
+        return "(" + body + ",)" if kind is tuple else "{" + body + "}"
+    return None
+
+
+@cache
+def _code_identity() -> str:
+    """What the rendering code is: our version, this module's source, jinja2's install
+    (its package file's path, size and mtime: an upgrade changes them)."""
+    from importlib.machinery import PathFinder
+
+    from . import __version__
+
+    parts = [__version__, Path(__file__).read_text()]
+    spec = PathFinder.find_spec("jinja2")
+    origin = spec.origin if spec is not None else None
+    if origin:
+        st = os.stat(origin)
+        parts.append(f"{origin} {st.st_size} {st.st_mtime_ns}")
+    return "\0".join(parts)
+
+
+def _key(template: str, context: dict[str, Any]) -> str | None:
+    """The record's key for one rendering, or None when the context is not plain data."""
+    import hashlib
+
+    ctx = _canonical(context)
+    if ctx is None:
+        return None
+    source = (templates_dir() / template).read_text()
+    material = "\0".join([_code_identity(), template, source, ctx])
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+class _Record:
+    """The record file, loaded once; written back (atomically) when a rendering was
+    added. Any fault reading it is an empty record; writing it is best effort."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.entries: dict[str, str] = {}
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            return
+        if isinstance(data, dict) and data.get("format") == RECORD_FORMAT:
+            entries = data.get("entries")
+            if isinstance(entries, dict):
+                self.entries = {k: v for k, v in entries.items() if isinstance(v, str)}
+
+    def get(self, key: str) -> str | None:
+        text = self.entries.pop(key, None)
+        if text is not None:
+            self.entries[key] = text  # most recently used last
+        return text
+
+    def put(self, key: str, text: str) -> None:
+        self.entries.pop(key, None)
+        self.entries[key] = text
+        while len(self.entries) > RECORD_KEEP:
+            del self.entries[next(iter(self.entries))]
+        self._save()
+
+    def _save(self) -> None:
+        import tempfile
+
+        doc = json.dumps({"format": RECORD_FORMAT, "entries": self.entries}, indent=1)
+        target = Path(self.path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(doc + "\n")
+                os.replace(tmp, target)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        except OSError as e:  # a cache: the next run renders again
+            log.debug("could not keep the render record %s: %s", self.path, e)
+
+
+_record: list[_Record] = []  # the one record in use, when remember() was called
+
+
+def remember(path: str = "") -> None:
+    """From now on in this process, answer repeated renderings from the record at path
+    (default RECORD). apply and the boot path call this; plan and render do not."""
+    _record[:] = [_Record(path or RECORD)]
+
+
+def forget() -> None:
+    """Render everything afresh again (the record is left as it is)."""
+    _record[:] = []
+
+
+def render(template: str, **context: Any) -> str:
+    record = _record[0] if _record else None
+    key = _key(template, context) if record is not None else None
+    if record is None or key is None:
+        return _render(template, context)
+    text = record.get(key)
+    if text is None:
+        text = _render(template, context)
+        record.put(key, text)
+    return text

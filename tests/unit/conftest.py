@@ -2,8 +2,11 @@
 
 import logging
 import subprocess
+import sys
 
 import pytest
+
+_OWN_POPEN = subprocess.Popen  # before no_subprocess replaces it; for own_python only
 
 
 def _forbidden(*args, **kwargs):
@@ -14,6 +17,32 @@ def _forbidden(*args, **kwargs):
 def no_subprocess(monkeypatch):
     for name in ("run", "Popen", "call", "check_call", "check_output"):
         monkeypatch.setattr(subprocess, name, _forbidden)
+
+
+@pytest.fixture
+def own_python():
+    """Run our own interpreter (sys.executable) on a `-c` program and return its stdout:
+    for tests of what a fresh process imports. It runs no system tool."""
+
+    def run(code: str) -> str:
+        argv = [sys.executable, "-c", code]
+        with _OWN_POPEN(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+            out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        return str(out)
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def render_record_in_tmp(monkeypatch, tmp_path):
+    """apply and the boot path keep a render record (render.RECORD, under /var/lib):
+    in unit tests it goes to the test's tmp_path, and is switched off afterwards."""
+    from direct_lvm import render
+
+    monkeypatch.setattr(render, "RECORD", str(tmp_path / "rendered.json"))
+    yield
+    render.forget()
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,165 @@
+"""The render record: a repeated rendering is answered without jinja2, and any change in
+what a rendering depends on (the context's values or types, the template's source, the
+code) renders afresh. The plan still compares the files on disk with these texts."""
+
+import json
+import shutil
+
+import pytest
+
+from direct_lvm import render
+
+PROFILE = "lvm-profile.profile.j2"
+CTX = {"vg": "docker", "pool": "thinpool", "threshold": 80, "percent": 20}
+
+
+def _no_jinja(template, context):
+    raise AssertionError(f"rendered {template} with jinja2; expected the record's text")
+
+
+def test_a_repeat_is_answered_from_the_record(tmp_path, monkeypatch):
+    path = str(tmp_path / "rec.json")
+    render.remember(path)
+    first = render.render(PROFILE, **CTX)
+    assert "thin_pool_autoextend_threshold = 80" in first
+    render.remember(path)  # a later run: the record is read back from the file
+    monkeypatch.setattr(render, "_render", _no_jinja)
+    assert render.render(PROFILE, **CTX) == first
+
+
+def test_without_remember_every_rendering_uses_jinja2(monkeypatch):
+    render.forget()
+    monkeypatch.setattr(render, "_render", _no_jinja)
+    with pytest.raises(AssertionError, match="rendered lvm-profile"):
+        render.render(PROFILE, **CTX)
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"threshold": 90},
+        {"vg": "docker2"},
+    ],
+)
+def test_a_changed_context_renders_afresh(tmp_path, changed):
+    render.remember(str(tmp_path / "rec.json"))
+    render.render(PROFILE, **CTX)
+    calls = []
+    real = render._render
+
+    def counting(template, context):
+        calls.append(template)
+        return real(template, context)
+
+    render._render, saved = counting, render._render
+    try:
+        text = render.render(PROFILE, **{**CTX, **changed})
+    finally:
+        render._render = saved
+    assert calls == [PROFILE]
+    assert text == real(PROFILE, {**CTX, **changed})
+
+
+def test_a_changed_type_is_a_different_key():
+    """80.0 == 80 and True == 1 in Python, but a filter (lvm_int) refuses the float and
+    bool: the record must never answer for them with the int's text."""
+    key = render._key(PROFILE, CTX)
+    assert render._key(PROFILE, {**CTX, "threshold": 80.0}) != key
+    assert render._key(PROFILE, {**CTX, "percent": True}) != render._key(
+        PROFILE, {**CTX, "percent": 1}
+    )
+    render.remember()
+    render.render(PROFILE, **CTX)
+    with pytest.raises(ValueError, match="must be an integer: 80.0"):
+        render.render(PROFILE, **{**CTX, "threshold": 80.0})
+
+
+def test_list_and_tuple_are_different_keys():
+    assert render._canonical(["a"]) != render._canonical(("a",))
+    assert render._canonical({"a": [1, (2,)]}) == "{'a': [1, (2,)]}"
+    assert render._canonical([True]) != render._canonical([1])
+
+
+def test_an_object_in_the_context_is_rendered_not_recorded(tmp_path):
+    from direct_lvm.spec import Runtime
+
+    render.remember(str(tmp_path / "rec.json"))
+    assert render._key(PROFILE, {"x": Runtime.DOCKER_OVERLAY2}) is None
+    assert render._key(PROFILE, {"x": {1: "a"}}) is None
+    render.render(PROFILE, **{**CTX, "vg": Runtime.DOCKER_OVERLAY2})
+    assert not (tmp_path / "rec.json").exists()
+
+
+def test_a_changed_template_renders_afresh(tmp_path, monkeypatch):
+    templates = tmp_path / "templates"
+    shutil.copytree(render.templates_dir(), templates)
+    monkeypatch.setattr(render, "templates_dir", lambda: templates)
+    render.environment.cache_clear()
+    try:
+        render.remember(str(tmp_path / "rec.json"))
+        before = render.render(PROFILE, **CTX)
+        source = templates / PROFILE
+        source.write_text(source.read_text().replace("activation {", "activation  {"))
+        render.environment.cache_clear()
+        after = render.render(PROFILE, **CTX)
+    finally:
+        render.environment.cache_clear()
+    assert "activation  {" in after and after != before
+
+
+def test_changed_code_renders_afresh(tmp_path, monkeypatch):
+    render.remember(str(tmp_path / "rec.json"))
+    key = render._key(PROFILE, CTX)
+    monkeypatch.setattr("direct_lvm.__version__", "9.9.9")
+    render._code_identity.cache_clear()
+    try:
+        assert render._key(PROFILE, CTX) != key
+    finally:
+        monkeypatch.undo()
+        render._code_identity.cache_clear()
+    assert render._key(PROFILE, CTX) == key
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"format": 99, "entries": {}}', "[]"])
+def test_a_bad_record_is_an_empty_one(tmp_path, content):
+    path = tmp_path / "rec.json"
+    path.write_text(content)
+    render.remember(str(path))
+    assert "threshold = 80" in render.render(PROFILE, **CTX)
+    data = json.loads(path.read_text())
+    assert data["format"] == render.RECORD_FORMAT and len(data["entries"]) == 1
+
+
+def test_an_unwritable_record_still_renders(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    render.remember(str(blocker / "rec.json"))  # its directory is a file
+    assert "threshold = 80" in render.render(PROFILE, **CTX)
+
+
+def test_the_record_keeps_the_most_recent(tmp_path, monkeypatch):
+    monkeypatch.setattr(render, "RECORD_KEEP", 3)
+    path = tmp_path / "rec.json"
+    render.remember(str(path))
+    for t in range(70, 76):
+        render.render(PROFILE, **{**CTX, "threshold": t})
+    entries = json.loads(path.read_text())["entries"]
+    assert len(entries) == 3
+    kept = [f"= {t}\n" in text for t, text in zip(range(73, 76), entries.values())]
+    assert kept == [True] * 3
+
+
+def test_a_fresh_process_answers_from_the_record_without_importing_jinja2(tmp_path, own_python):
+    path = str(tmp_path / "rec.json")
+    render.remember(path)
+    expected = render.render(PROFILE, **CTX)
+    child = (
+        "import json, sys\n"
+        "from direct_lvm import render\n"
+        f"render.remember({path!r})\n"
+        f"text = render.render({PROFILE!r}, **{CTX!r})\n"
+        "print(json.dumps({'text': text, 'jinja2': 'jinja2' in sys.modules}))\n"
+    )
+    out = own_python(child)
+    result = json.loads(out)
+    assert result == {"text": expected, "jinja2": False}
