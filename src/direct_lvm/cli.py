@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any, NoReturn
 
+    from .model import Spec
     from .plan import Plan
     from .runtime import RestartMode
-    from .spec import Spec
 
 
 def _log() -> logging.Logger:

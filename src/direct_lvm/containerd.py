@@ -10,10 +10,11 @@ from typing import Any
 
 from ._compat import toml_loads
 from .errors import CommandError, ConfigError
+from .model import Spec
 from .render import render, toml_str
 from .run import run
-from .runtime import ServiceState, _service_state, find_unit, parse_dpkg_versions
-from .spec import Spec
+from .runtime import ServiceState, find_unit, parse_dpkg_versions
+from .runtimes._systemd import unit_state
 
 CONTAINERD_UNIT = "containerd.service"
 CONFIG = "/etc/containerd/config.toml"
@@ -60,7 +61,7 @@ def probe(*, service_state: bool) -> ServiceState:
     installed = unit is not None and bool(version_text)
     state = ServiceState(CONTAINERD_UNIT, installed, parse_version(version_text), version_text)
     if state.installed and service_state:
-        active, cmdline, need_reload = _service_state(CONTAINERD_UNIT)
+        active, cmdline, need_reload = unit_state(CONTAINERD_UNIT)
         state = replace(state, active=active, cmdline=cmdline, need_reload=need_reload)
     return state
 

@@ -22,6 +22,7 @@ from . import OWNER_TAG, containerd, overlay2
 from .configfile import read_config_if_present
 from .discover import find_devices
 from .errors import ConfigError, DirectLvmError, VerifyError
+from .model import Spec
 from .plan import DEVICE_RECORD, Action, Observed, Plan, Step, device_record, extension_room, plan
 from .plan_runtime import MOUNT_UNIT, MOUNT_WANTS, OURS
 from .probe import Block, LvmState, probe_block, probe_lvm
@@ -38,7 +39,8 @@ from .runtime import (
     probe_docker,
     with_version,
 )
-from .spec import CONFIG_KEY, Runtime, Spec, parse_text
+from .runtimes import Runtime
+from .spec import CONFIG_KEY, parse_text
 from .spec import from_mapping as spec_from_mapping
 from .units import dm_name, format_size, human
 

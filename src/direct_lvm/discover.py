@@ -17,6 +17,7 @@ from typing import Any
 
 from .devices import BY_ID, Choice, Selection, Selector, id_name, select
 from .errors import RefusedError
+from .model import Spec
 from .plan import DEVICE_RECORD, device_record
 from .probe import (
     BlockDevice,
@@ -28,7 +29,6 @@ from .probe import (
     udev_settle,
     with_signatures,
 )
-from .spec import Spec
 
 log = logging.getLogger("direct_lvm")
 

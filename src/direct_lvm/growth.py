@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .errors import RefusedError
+from .model import Spec
 from .probe import LV, VG, BlockDevice, LvmState
-from .spec import Spec
 from .units import MIB, auto_metadata_size, format_size, human, round_up
 
 if TYPE_CHECKING:

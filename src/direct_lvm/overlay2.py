@@ -3,129 +3,39 @@ is on our LV, the files that make docker use it, and the verification after appl
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import struct
-from dataclasses import dataclass
-from pathlib import Path
 
 from . import OWNER_TAG
 from .errors import VerifyError
-from .plan_runtime import MOUNT_UNIT_PATH, OURS, overlay2_args
-from .probe import LvmState, parse_wipefs
+from .model import Spec
+from .plan_runtime import MOUNT_UNIT_PATH, overlay2_args
+from .probe import LvmState
 from .render import render
 from .run import run
 from .runtime import DOCKER_DROPIN, DOCKER_ROOT
-from .spec import Spec
-from .units import dm_name
+from .runtimes._lvroot import (
+    devno,
+    mount_at,
+    parse_xfs_geometry,
+    read_mountinfo,
+    root_mount,
+    xfs_size,
+)
+from .runtimes._lvroot import lv_signatures as _lv_signatures
+from .runtimes._lvroot import volumes as _volumes
 
-MOUNTINFO = "/proc/self/mountinfo"
-
-
-@dataclass(frozen=True)
-class Mount:
-    devno: str  # "major:minor"
-    fstype: str
-    source: str
-    options: frozenset[str]  # per-mount and superblock options
-
-
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as octal (\\040)."""
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def mount_at(mountinfo: str, path: str) -> Mount | None:
-    """The filesystem mounted at exactly `path` (the last, i.e. topmost, one)."""
-    found = None
-    for line in mountinfo.splitlines():
-        left, sep, right = line.partition(" - ")
-        fields, tail = left.split(), right.split()
-        if not sep or len(fields) < 6 or len(tail) < 3:
-            continue
-        if _unescape(fields[4]) == path:
-            opts = frozenset(fields[5].split(",")) | frozenset(tail[2].split(","))
-            found = Mount(fields[2], tail[0], _unescape(tail[1]), opts)
-    return found
-
-
-def devno(path: str) -> str | None:
-    """'major:minor' of a block device node, or None when it does not exist."""
-    try:
-        rdev = os.stat(path).st_rdev
-    except OSError:
-        return None
-    return f"{os.major(rdev)}:{os.minor(rdev)}"
-
-
-def read_mountinfo() -> str:
-    return Path(MOUNTINFO).read_text()
+__all__ = ["devno", "mount_at", "parse_xfs_geometry", "read_mountinfo", "xfs_size"]
 
 
 def docker_root_state(spec: Spec) -> tuple[str, tuple[str, ...]]:
     """(what is mounted at /var/lib/docker: "" / OURS / the other source, and what the
     directory holds when it is not our LV, which a takeover moves aside)."""
-    m = mount_at(read_mountinfo(), DOCKER_ROOT)
-    ours = devno(spec.lv_path)
-    if m is not None:
-        if ours is not None and m.devno == ours:
-            return OURS, ()
-        return f"{m.source} ({m.fstype})", ()
-    try:
-        entries = sorted(os.listdir(DOCKER_ROOT))
-    except FileNotFoundError:
-        entries = []
-    shown = [f"{DOCKER_ROOT}/{e}" for e in entries[:4]] + (["..."] if len(entries) > 4 else [])
-    return "", tuple(shown)
+    return root_mount(spec.lv_path, DOCKER_ROOT)
 
 
 def lv_signatures(spec: Spec, lvm: LvmState) -> tuple[str, ...] | None:
     """Signatures on our LV when it exists and is active; None otherwise."""
-    lv = lvm.lv(spec.vg, spec.overlay2.lv)
-    if lv is None or not lv.active:
-        return None
-    return parse_wipefs(run(["wipefs", "--no-act", "--json", spec.lv_path]).stdout)
-
-
-# XFS_IOC_FSGEOMETRY_V1 = _IOR('X', 100, struct xfs_fsop_geom_v1): 112 bytes, starting
-# u32 blocksize, rtextsize, agblocks, agcount, logblocks, sectsize, inodesize, imaxpct,
-# then u64 datablocks (native byte order)
-XFS_IOC_FSGEOMETRY_V1 = 0x80705864
-XFS_GEOM_V1_SIZE = 112
-
-
-def parse_xfs_geometry(geom: bytes) -> int:
-    """The data section's size in bytes from a struct xfs_fsop_geom_v1."""
-    (blocksize,) = struct.unpack_from("=I", geom, 0)
-    (datablocks,) = struct.unpack_from("=Q", geom, 32)
-    return int(blocksize) * int(datablocks)
-
-
-def xfs_size(mountpoint: str) -> int | None:
-    """The size of the XFS mounted at `mountpoint`, as the kernel has it (an ioctl, no
-    command: a converged boot stays cheap). Not statvfs, which leaves out the internal
-    log, and not the on-disk superblock, which lags a growfs until the log is written
-    back. None when it cannot be read."""
-    try:
-        fd = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return None
-    try:
-        geom = fcntl.ioctl(fd, XFS_IOC_FSGEOMETRY_V1, bytes(XFS_GEOM_V1_SIZE))
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return parse_xfs_geometry(geom)
+    return _lv_signatures(lvm, spec.vg, spec.overlay2.lv, spec.lv_path)
 
 
 def mount_options(spec: Spec) -> str:
@@ -185,15 +95,5 @@ def _verify_docker() -> list[str]:
 
 
 def volumes(lvm: LvmState, mountinfo: str) -> list[dict[str, object]]:
-    """docker-overlay2's LVs: plain LVs tagged direct_lvm in VGs direct-lvm owns, and
-    whether each is mounted at /var/lib/docker (for `direct-lvm status`)."""
-    out: list[dict[str, object]] = []
-    owned = {vg.name for vg in lvm.vgs if vg.owned}
-    root = mount_at(mountinfo, DOCKER_ROOT)
-    for lv in lvm.lvs:
-        if lv.vg in owned and lv.owned and lv.attr[:1] == "-":
-            dm = f"/dev/mapper/{dm_name(lv.vg, lv.name)}"
-            here = root is not None and root.devno == devno(dm)
-            out.append({"vg": lv.vg, "lv": lv.name, "dm_path": dm, "size": lv.size,
-                        "mounted_at": DOCKER_ROOT if here else None})  # fmt: skip
-    return out
+    """docker-overlay2's LVs and whether each is mounted at /var/lib/docker (status)."""
+    return _volumes(lvm, mountinfo, (DOCKER_ROOT,))

@@ -11,13 +11,14 @@ from typing import Any
 
 from . import OWNER_TAG
 from ._compat import StrEnum
-from .devices import Choice
 from .errors import ConfigError, RefusedError
 from .growth import grow_pool, grow_vg
+from .model import Spec
+from .observed import Observed as Observed
 from .plan_runtime import plan_lv, plan_runtime
 from .probe import LV, VG, BlockDevice, LvmState
-from .runtime import RestartMode, ServiceState
-from .spec import Runtime, Spec
+from .runtime import RestartMode
+from .runtimes import Runtime
 from .units import MIB, auto_metadata_size, format_size, human, round_up
 
 # lvm2 defaults for a new VG on a whole device: 1 MiB before the first extent, 4 MiB extents.
@@ -73,28 +74,6 @@ class Plan:
             "notes": list(self.notes),
             "facts": list(self.facts),
         }
-
-
-@dataclass(frozen=True)
-class Observed:
-    lvm: LvmState
-    devices: Mapping[str, BlockDevice] = field(default_factory=dict)  # devices not yet ours
-    files: Mapping[str, str | None] = field(default_factory=dict)  # managed path -> content
-    docker: ServiceState | None = None
-    docker_foreign: tuple[str, ...] = ()  # other storage found in /var/lib/docker
-    daemon_json: str | None = None
-    timestamp: str = "00000000T000000"  # names a backup of /var/lib/docker
-    resolved: Mapping[str, str] = field(default_factory=dict)  # config entry -> kernel node
-    choices: tuple[Choice, ...] = ()  # which device each entry chose, and why
-    device_record: str | None = None  # DEVICE_RECORD's content
-    containerd: ServiceState | None = None
-    devmapper_status: str | None = None  # containerd's devmapper plugin (ctr plugins ls)
-    # docker-overlay2: signatures on the LV (None: not probed), and what is mounted at
-    # /var/lib/docker ("" nothing, plan_runtime.OURS our LV, else the other source)
-    lv_signatures: tuple[str, ...] | None = None
-    docker_root_mount: str = ""
-    mount_enabled: bool = False  # docker-overlay2: var-lib-docker.mount is enabled
-    fs_bytes: int | None = None  # docker-overlay2: the XFS's size per its superblock
 
 
 @dataclass

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from . import OWNER_TAG
 from .errors import ConfigError, RefusedError
+from .model import Spec
 from .probe import VG
 from .runtime import (
     BACKUP_PREFIX,
@@ -20,7 +21,7 @@ from .runtime import (
     ServiceState,
     daemon_json_conflicts,
 )
-from .spec import Runtime, Spec
+from .runtimes import Runtime
 from .units import MIB, human
 
 if TYPE_CHECKING:

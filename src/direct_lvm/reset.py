@@ -20,6 +20,7 @@ from typing import Any
 from . import OWNER_TAG, containerd
 from .core import BOOT_CONFIG_FILE, LAST_APPLY, exclusive, execute, profile_path, read_file
 from .errors import ConfigError, RefusedError, VerifyError
+from .model import Spec
 from .overlay2 import devno, mount_at, read_mountinfo
 from .plan import DEVICE_RECORD, Action, Plan, Step, device_record
 from .plan_runtime import MOUNT_UNIT, MOUNT_UNIT_PATH, MOUNT_WANTS
@@ -27,7 +28,7 @@ from .probe import LV, LvmState, parse_wipefs, probe_lvm
 from .render import toml_str
 from .run import run
 from .runtime import BACKUP_PREFIX, DOCKER_DROPIN, DOCKER_ROOT, DOCKER_SOCKET, backups, find_unit
-from .spec import Runtime, Spec
+from .runtimes import Runtime
 
 log = logging.getLogger("direct_lvm")
 

@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-from ._compat import StrEnum
 from .errors import CommandError
 from .run import run
+from .runtimes._systemd import (
+    RestartMode,
+    ServiceState,
+    dropins_stale,
+    find_unit,
+    parse_dpkg_versions,
+    parse_show,
+    unit_exec_start,
+    unit_state,
+)
 
-UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 DOCKER_UNIT = "docker.service"
 DOCKER_DROPIN = "/etc/systemd/system/docker.service.d/direct-lvm.conf"
 DOCKER_SOCKET = "docker.socket"
@@ -23,12 +31,6 @@ BACKUP_PREFIX = "/var/lib/docker.direct-lvm-backup-"
 FOREIGN_DRIVERS = ("overlay2", "overlay", "aufs", "btrfs", "zfs", "vfs", "fuse-overlayfs")
 # Keys of daemon.json that conflict with the drop-in's flags (dockerd refuses both at once).
 CONFLICTING_KEYS = ("storage-driver", "storage-opts")
-
-
-class RestartMode(StrEnum):
-    NOW = "now"  # CLI: restart the runtime and wait for it
-    BOOT = "boot"  # cloud-init: never start it; restart only if already running, no-block
-    NEVER = "never"  # --no-restart
 
 
 def foreign_storage(root: str = DOCKER_ROOT) -> tuple[str, ...]:
@@ -62,52 +64,10 @@ def backups() -> list[str]:
         return []
 
 
-@dataclass(frozen=True)
-class ServiceState:
-    unit: str
-    installed: bool
-    version: tuple[int, int] | None = None
-    version_text: str = ""
-    active: bool = False
-    cmdline: tuple[str, ...] = ()
-    exec_start: str | None = None  # the unit's own ExecStart, in systemd syntax
-    # systemd has not read the unit's files since they changed (a run stopped between
-    # writing the drop-in and daemon-reload): a restart would use the old definition
-    need_reload: bool = False
-
-
 def parse_docker_version(text: str) -> tuple[int, int] | None:
     """'Docker version 20.10.24+dfsg1, build 297e128' -> (20, 10)."""
     m = re.search(r"version (?:\d+:)?v?(\d+)\.(\d+)", text)
     return (int(m.group(1)), int(m.group(2))) if m else None
-
-
-def unit_exec_start(unit_text: str) -> str | None:
-    """The last effective ExecStart= of a unit's [Service] section (continuations joined)."""
-    text = re.sub(r"\\\n", " ", unit_text)
-    section = ""
-    value: str | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("[") and line.endswith("]"):
-            section = line
-        elif section == "[Service]" and line.startswith("ExecStart="):
-            v = line[len("ExecStart=") :].strip()
-            value = v or None  # an empty assignment resets the list
-    return value
-
-
-def parse_show(text: str) -> dict[str, str]:
-    out = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            out[key] = value
-    return out
-
-
-def find_unit(name: str) -> Path | None:
-    return next((p for d in UNIT_DIRS if (p := Path(d) / name).is_file()), None)
 
 
 def probe_docker(*, service_state: bool = True) -> ServiceState:
@@ -119,7 +79,7 @@ def probe_docker(*, service_state: bool = True) -> ServiceState:
     active, need_reload = False, False
     cmdline: tuple[str, ...] = ()
     if service_state:
-        active, cmdline, need_reload = _service_state(DOCKER_UNIT)
+        active, cmdline, need_reload = unit_state(DOCKER_UNIT)
     return ServiceState(
         unit=DOCKER_UNIT,
         installed=True,
@@ -132,16 +92,6 @@ def probe_docker(*, service_state: bool = True) -> ServiceState:
 
 # Packages that ship dockerd, in the order a host is likely to have them.
 DOCKER_PACKAGES = ("docker.io", "docker-ce", "moby-engine")
-
-
-def parse_dpkg_versions(text: str) -> str | None:
-    """The version of the first installed package in dpkg-query's
-    '${Version} ${db:Status-Status}' lines."""
-    for line in text.splitlines():
-        version, _, status = line.partition(" ")
-        if status.strip() == "installed" and version:
-            return version
-    return None
 
 
 def with_version(state: ServiceState) -> ServiceState:
@@ -162,28 +112,7 @@ def with_version(state: ServiceState) -> ServiceState:
     return replace(state, version=parse_docker_version(ver.stdout), version_text=ver.stdout.strip())
 
 
-def dropins_stale(unit: str, loaded: str, on_disk: list[str]) -> bool:
-    """True when the drop-ins systemd loaded (DropInPaths, space-separated) from
-    /etc/systemd/system/<unit>.d/ differ from the .conf files there: NeedDaemonReload
-    stays "no" for a drop-in directory that did not exist at the last load."""
-    prefix = f"/etc/systemd/system/{unit}.d/"
-    return {p for p in loaded.split() if p.startswith(prefix)} != set(on_disk)
-
-
-def _service_state(unit: str) -> tuple[bool, tuple[str, ...], bool]:
-    props = ("ActiveState", "MainPID", "NeedDaemonReload", "DropInPaths")
-    argv = ["systemctl", "show", unit, *(a for p in props for a in ("-p", p))]
-    show = parse_show(run(argv, check=False).stdout)
-    active = show.get("ActiveState") == "active"
-    on_disk = sorted(str(p) for p in Path(f"/etc/systemd/system/{unit}.d").glob("*.conf"))
-    need_reload = show.get("NeedDaemonReload") == "yes" or dropins_stale(
-        unit, show.get("DropInPaths", ""), on_disk
-    )
-    pid = show.get("MainPID", "0")
-    if not (active and pid.isdigit() and pid != "0"):
-        return active, (), need_reload
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return active, (), need_reload
-    return active, tuple(a.decode() for a in raw.split(b"\0") if a), need_reload
+__all__ = [
+    "RestartMode", "ServiceState", "dropins_stale", "find_unit", "parse_dpkg_versions",
+    "parse_show", "unit_exec_start",
+]  # fmt: skip

@@ -1,0 +1,370 @@
+"""A runtime's root directory on a dedicated thick LV with XFS, written once for every
+plain-LV runtime (docker-overlay2 at /var/lib/docker; containerd-overlayfs and podman
+the same way at theirs):
+
+- probe: what is mounted at the root (from /proc/self/mountinfo), what the directory
+  holds when it is not our LV, the LV's signatures, the XFS's size (an ioctl), whether
+  the mount unit is enabled (`probe_root`);
+- plan: the thick LV (create, mkfs.xfs, extend to data_percent, never shrink;
+  `plan_lv`), the takeover (stop the runtime, move the directory aside, never delete;
+  `move_aside`), the refusal of another filesystem mounted there (`refuse_other_mount`),
+  the mount unit (enable, start, remount on changed options) and the online grow
+  (`plan_mount`);
+- verify: our LV, tagged, XFS, mounted at the root (`root_problems`); status: every
+  plain LV we own and where it is mounted (`volumes`).
+
+A runtime passes its own names in: its root, its mount unit (`mount_unit_name(root)`),
+its runtime's name for messages, and its config's LV field (e.g. "overlay2.lv")."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import OWNER_TAG
+from ..errors import RefusedError
+from ..observed import OURS, RootState
+from ..probe import VG, LvmState, parse_wipefs
+from ..run import run
+from ..steps import Kind, PlanBuilder
+from ..units import MIB, dm_name, human
+from ._systemd import ServiceState, stop
+
+MOUNTINFO = "/proc/self/mountinfo"
+MIN_XFS = 300 * MIB  # mkfs.xfs refuses smaller filesystems
+XFS_SLACK = 32 * MIB  # filesystem smaller than its LV by more: grow it
+MKFS = ("mkfs.xfs", "-q", "-n", "ftype=1")
+WANTS_DIR = "/etc/systemd/system/local-fs.target.wants"
+
+
+def mount_unit_name(root: str) -> str:
+    """systemd's unit name for a mount point (systemd-escape --path --suffix=mount):
+    /var/lib/docker -> var-lib-docker.mount."""
+    out = []
+    for i, c in enumerate(root.strip("/")):
+        if c == "/":
+            out.append("-")
+        elif c.isalnum() or c in ":_" or (c == "." and i > 0):
+            out.append(c)
+        else:
+            out.append("".join(f"\\x{b:02x}" for b in c.encode()))
+    return "".join(out) + ".mount"
+
+
+# ------------------------------------------------------------------ probe
+
+
+@dataclass(frozen=True)
+class Mount:
+    devno: str  # "major:minor"
+    fstype: str
+    source: str
+    options: frozenset[str]  # per-mount and superblock options
+
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal (\\040)."""
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def mount_at(mountinfo: str, path: str) -> Mount | None:
+    """The filesystem mounted at exactly `path` (the last, i.e. topmost, one)."""
+    found = None
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if not sep or len(fields) < 6 or len(tail) < 3:
+            continue
+        if _unescape(fields[4]) == path:
+            opts = frozenset(fields[5].split(",")) | frozenset(tail[2].split(","))
+            found = Mount(fields[2], tail[0], _unescape(tail[1]), opts)
+    return found
+
+
+def devno(path: str) -> str | None:
+    """'major:minor' of a block device node, or None when it does not exist."""
+    try:
+        rdev = os.stat(path).st_rdev
+    except OSError:
+        return None
+    return f"{os.major(rdev)}:{os.minor(rdev)}"
+
+
+def read_mountinfo() -> str:
+    return Path(MOUNTINFO).read_text()
+
+
+def root_mount(lv_path: str, root: str) -> tuple[str, tuple[str, ...]]:
+    """(what is mounted at `root`: "" / OURS / the other source, and what the directory
+    holds when it is not our LV, which a takeover moves aside)."""
+    m = mount_at(read_mountinfo(), root)
+    ours = devno(lv_path)
+    if m is not None:
+        if ours is not None and m.devno == ours:
+            return OURS, ()
+        return f"{m.source} ({m.fstype})", ()
+    try:
+        entries = sorted(os.listdir(root))
+    except FileNotFoundError:
+        entries = []
+    shown = [f"{root}/{e}" for e in entries[:4]] + (["..."] if len(entries) > 4 else [])
+    return "", tuple(shown)
+
+
+def lv_signatures(lvm: LvmState, vg: str, lv: str, lv_path: str) -> tuple[str, ...] | None:
+    """Signatures on our LV when it exists and is active; None otherwise."""
+    found = lvm.lv(vg, lv)
+    if found is None or not found.active:
+        return None
+    return parse_wipefs(run(["wipefs", "--no-act", "--json", lv_path]).stdout)
+
+
+# XFS_IOC_FSGEOMETRY_V1 = _IOR('X', 100, struct xfs_fsop_geom_v1): 112 bytes, starting
+# u32 blocksize, rtextsize, agblocks, agcount, logblocks, sectsize, inodesize, imaxpct,
+# then u64 datablocks (native byte order)
+XFS_IOC_FSGEOMETRY_V1 = 0x80705864
+XFS_GEOM_V1_SIZE = 112
+
+
+def parse_xfs_geometry(geom: bytes) -> int:
+    """The data section's size in bytes from a struct xfs_fsop_geom_v1."""
+    (blocksize,) = struct.unpack_from("=I", geom, 0)
+    (datablocks,) = struct.unpack_from("=Q", geom, 32)
+    return int(blocksize) * int(datablocks)
+
+
+def xfs_size(mountpoint: str) -> int | None:
+    """The size of the XFS mounted at `mountpoint`, as the kernel has it (an ioctl, no
+    command: a converged boot stays cheap). Not statvfs, which leaves out the internal
+    log, and not the on-disk superblock, which lags a growfs until the log is written
+    back. None when it cannot be read."""
+    try:
+        fd = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        geom = fcntl.ioctl(fd, XFS_IOC_FSGEOMETRY_V1, bytes(XFS_GEOM_V1_SIZE))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return parse_xfs_geometry(geom)
+
+
+def probe_root(
+    lvm: LvmState, vg: str, lv: str, lv_path: str, root: str
+) -> tuple[RootState, tuple[str, ...]]:
+    """(the RootState the plan reads, what the root directory holds that is not ours)."""
+    mount, foreign = root_mount(lv_path, root)
+    state = RootState(
+        mount=mount,
+        signatures=lv_signatures(lvm, vg, lv, lv_path),
+        mount_enabled=os.path.lexists(f"{WANTS_DIR}/{mount_unit_name(root)}"),
+        fs_bytes=xfs_size(root) if mount == OURS else None,
+    )
+    return state, foreign
+
+
+# ------------------------------------------------------------------ plan (pure)
+
+
+def plan_lv(
+    b: PlanBuilder,
+    *,
+    vg_name: str,
+    lv_name: str,
+    lv_path: str,
+    data_percent: int,
+    lvm: LvmState,
+    root: RootState | None,
+    vg: VG | None,
+    vg_bytes: int,
+    runtime: str,
+    lv_field: str,
+) -> bool:
+    """The runtime's thick LV and its XFS. A new LV gets mkfs; an existing one only
+    when it has no signature at all (a run that stopped between lvcreate and mkfs). An
+    existing LV grows to data_percent of the (grown) VG, never shrinks. Returns whether
+    its XFS must grow to the LV's size (done once the LV is mounted: plan_mount)."""
+    ref = f"{vg_name}/{lv_name}"
+    lv = lvm.lv(vg_name, lv_name) if vg is not None else None
+    if lv is None or vg is None:
+        size = vg_bytes * data_percent // 100
+        if size < MIN_XFS:
+            raise RefusedError(
+                f"the LV {ref} would be {human(size)} ({data_percent}% of "
+                f"{human(vg_bytes)}), below XFS's minimum of 300 MiB",
+                "use a larger device or a higher data_percent",
+            )
+        if vg is not None and size > vg.free:
+            raise RefusedError(
+                f"volume group {vg_name!r} has {human(vg.free)} free, not enough for the "
+                f"{human(size)} LV {ref}",
+                f"free space in {vg_name!r} (lvs {vg_name}) or lower data_percent",
+            )
+        b.fact(f"LV {ref}: {data_percent}%VG (~{human(size)}), linear, XFS")
+        b.run(
+            f"LV {ref} does not exist",
+            "lvcreate", "--yes", "--type", "linear", "--name", lv_name,
+            "--extents", f"{data_percent}%VG", "--addtag", OWNER_TAG, vg_name,
+            kind=Kind.LVM,
+        )  # fmt: skip
+        b.run(f"{ref} has no filesystem", *MKFS, lv_path, kind=Kind.MKFS)
+        return False
+    if lv.attr[:1] != "-":
+        raise RefusedError(
+            f"{ref} exists but is not a plain (linear) LV (lv_attr {lv.attr})",
+            f"choose another {lv_field} name, or remove that LV if its data is not needed",
+        )
+    if not lv.owned:
+        b.run(f"{ref} lacks the {OWNER_TAG} tag", "lvchange", "--addtag", OWNER_TAG, ref,
+              kind=Kind.LVM)  # fmt: skip
+    if not lv.active:
+        b.run(f"{ref} is not active", "lvchange", "--activate", "y", ref, kind=Kind.LVM)
+    sigs = root.signatures if root is not None else None
+    if sigs is not None and sigs not in ((), ("xfs",)):
+        raise RefusedError(
+            f"{ref} holds {', '.join(sigs)}, not the XFS {runtime} uses; refusing to format it",
+            f"check what is on it (wipefs --no-act {lv_path}); if its data is not "
+            f"needed, wipefs --all {lv_path} and apply again",
+        )
+    ext = vg.extent_size
+    have, want = lv.size // ext, vg.extent_count * data_percent // 100
+    grow = min(want - have, vg.free_count)
+    if grow > 0:
+        b.run(
+            f"{ref} is {human(lv.size)}; data_percent {data_percent} of the "
+            f"{human(vg.size)} volume group is {human(want * ext)}",
+            "lvextend", "--extents", str(have + grow), ref,
+            kind=Kind.LVM,
+        )  # fmt: skip
+    elif have > want:
+        b.fact(
+            f"{ref} is {human(lv.size)}, above data_percent {data_percent} of the VG "
+            f"({human(want * ext)}); an LV never shrinks, left as it is"
+        )
+    if sigs == ():
+        # without -f, mkfs.xfs itself refuses a device that holds a filesystem
+        b.run(f"{ref} has no filesystem", *MKFS, lv_path, kind=Kind.MKFS)
+        return False
+    # a run stopped between lvextend and xfs_growfs left the filesystem smaller than the
+    # LV; mkfs and growfs may leave up to one minimal allocation group (16 MiB) unused
+    fs_bytes = root.fs_bytes if root is not None else None
+    behind = fs_bytes is not None and lv.size - fs_bytes > XFS_SLACK
+    return sigs == ("xfs",) and (grow > 0 or behind)
+
+
+def refuse_other_mount(root: RootState | None, where: str, lv_path: str, runtime: str) -> bool:
+    """Refuse another filesystem mounted at the runtime's root. Returns whether our LV
+    is mounted there."""
+    mount = root.mount if root is not None else ""
+    if mount and mount != OURS:
+        raise RefusedError(
+            f"{where} is a mount of {mount}, not of {lv_path}; refusing to mount over it",
+            "unmount it (and remove it from /etc/fstab), or keep it and do not use "
+            f"runtime {runtime}",
+        )
+    return mount == OURS
+
+
+def move_aside(
+    b: PlanBuilder,
+    service: ServiceState | None,
+    units: tuple[str, ...],
+    *,
+    path: str,
+    backup: str,
+    why_stop: str,
+    why: str,
+) -> bool:
+    """Takeover: stop the runtime (when it runs) and rename `path` to `backup`, kept,
+    never deleted. Returns whether the runtime was stopped."""
+    stopped = stop(b, service, units, why_stop)
+    b.run(why, "mv", "--no-target-directory", path, backup, kind=Kind.MOVE_ASIDE)
+    return stopped
+
+
+def plan_mount(
+    b: PlanBuilder,
+    *,
+    root: str,
+    root_state: RootState | None,
+    on_lv: bool,
+    lv_path: str,
+    mount_changed: bool,
+    grow_fs: bool,
+    service: ServiceState | None,
+    units: tuple[str, ...],
+    runtime_label: str,
+) -> bool:
+    """Enable the mount unit, start it when the root is not on our LV yet, remount when
+    its options changed (the runtime stops first), grow the XFS online. Returns whether
+    the runtime was stopped for a remount."""
+    unit = mount_unit_name(root)
+    stopped = False
+    if root_state is None or not root_state.mount_enabled:
+        b.run(f"{unit} must mount the LV on every boot (local-fs.target)",
+              "systemctl", "enable", unit, kind=Kind.UNIT)  # fmt: skip
+    if not on_lv:
+        b.run(f"{root} is not on {lv_path} yet", "systemctl", "start", unit, kind=Kind.UNIT)
+    elif mount_changed:
+        stopped = stop(b, service, units, f"{runtime_label} must stop for a remount")
+        b.run("the mount options changed (XFS quotas need a fresh mount)",
+              "systemctl", "restart", unit, kind=Kind.UNIT)  # fmt: skip
+    if grow_fs:  # XFS grows online, through its mount point
+        b.run(f"the XFS on {lv_path} must grow to the LV's size", "xfs_growfs", "-d", root,
+              kind=Kind.GROW_FS)  # fmt: skip
+    return stopped
+
+
+# ------------------------------------------------------------------ verify, status
+
+
+def root_problems(
+    lvm: LvmState, vg: str, lv: str, lv_path: str, root: str, *, quotas: bool
+) -> list[str]:
+    """What differs from our LV, tagged, with XFS mounted at `root` (with project
+    quotas when `quotas`)."""
+    found, group = lvm.lv(vg, lv), lvm.vg(vg)
+    problems = []
+    if found is None or group is None:
+        return [f"{vg}/{lv} does not exist"]
+    if found.attr[:1] != "-":
+        problems.append(f"lv_attr {found.attr!r}, expected a plain LV ('-...')")
+    if OWNER_TAG not in found.tags or OWNER_TAG not in group.tags:
+        problems.append(f"the {OWNER_TAG} tag is missing on the VG or the LV")
+    m = mount_at(read_mountinfo(), root)
+    if m is None or m.devno != devno(lv_path):
+        problems.append(f"{root} is not mounted from {lv_path}")
+    elif m.fstype != "xfs":
+        problems.append(f"{root} is {m.fstype}, expected xfs")
+    elif quotas and not m.options & {"prjquota", "pquota"}:
+        problems.append(f"{root} is mounted without project quotas (prjquota)")
+    return problems
+
+
+def volumes(lvm: LvmState, mountinfo: str, roots: Iterable[str]) -> list[dict[str, object]]:
+    """The plain LVs tagged direct_lvm in VGs direct-lvm owns, and which runtime root
+    each is mounted at (for `direct-lvm status`)."""
+    out: list[dict[str, object]] = []
+    owned = {vg.name for vg in lvm.vgs if vg.owned}
+    mounts = [(r, m) for r in roots if (m := mount_at(mountinfo, r)) is not None]
+    for lv in lvm.lvs:
+        if lv.vg in owned and lv.owned and lv.attr[:1] == "-":
+            dm = f"/dev/mapper/{dm_name(lv.vg, lv.name)}"
+            here = next((r for r, m in mounts if m.devno == devno(dm)), None)
+            out.append({"vg": lv.vg, "lv": lv.name, "dm_path": dm, "size": lv.size,
+                        "mounted_at": here})  # fmt: skip
+    return out

@@ -1,0 +1,178 @@
+"""What every runtime needs from systemd, written once: the unit's state (installed,
+running, arguments, NeedDaemonReload), the installed package's version from dpkg, and
+the plan's systemd steps (daemon-reload when a unit file changed or systemd has not read
+it, and the restart chain per RestartMode). Probes read only; plan helpers are pure."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._compat import StrEnum
+from ..errors import CommandError
+from ..run import run
+from ..steps import Kind, PlanBuilder
+
+UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
+
+
+class RestartMode(StrEnum):
+    NOW = "now"  # CLI: restart the runtime and wait for it
+    BOOT = "boot"  # cloud-init: never start it; restart only if already running, no-block
+    NEVER = "never"  # --no-restart
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    unit: str
+    installed: bool
+    version: tuple[int, int] | None = None
+    version_text: str = ""
+    active: bool = False
+    cmdline: tuple[str, ...] = ()
+    exec_start: str | None = None  # the unit's own ExecStart, in systemd syntax
+    # systemd has not read the unit's files since they changed (a run stopped between
+    # writing the drop-in and daemon-reload): a restart would use the old definition
+    need_reload: bool = False
+
+
+def unit_exec_start(unit_text: str) -> str | None:
+    """The last effective ExecStart= of a unit's [Service] section (continuations joined)."""
+    text = re.sub(r"\\\n", " ", unit_text)
+    section = ""
+    value: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line
+        elif section == "[Service]" and line.startswith("ExecStart="):
+            v = line[len("ExecStart=") :].strip()
+            value = v or None  # an empty assignment resets the list
+    return value
+
+
+def parse_show(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key] = value
+    return out
+
+
+def find_unit(name: str) -> Path | None:
+    return next((p for d in UNIT_DIRS if (p := Path(d) / name).is_file()), None)
+
+
+def parse_dpkg_versions(text: str) -> str | None:
+    """The version of the first installed package in dpkg-query's
+    '${Version} ${db:Status-Status}' lines."""
+    for line in text.splitlines():
+        version, _, status = line.partition(" ")
+        if status.strip() == "installed" and version:
+            return version
+    return None
+
+
+def dpkg_version(packages: tuple[str, ...]) -> str | None:
+    """The installed version of the first of `packages` dpkg knows (one dpkg-query, no
+    daemon start); None when none is installed or there is no dpkg."""
+    try:
+        pkg = run(["dpkg-query", "-W", "-f", "${Version} ${db:Status-Status}\n", *packages],
+                  check=False)  # fmt: skip
+    except CommandError:  # no dpkg on this distribution
+        return None
+    return parse_dpkg_versions(pkg.stdout)
+
+
+def dropins_stale(unit: str, loaded: str, on_disk: list[str]) -> bool:
+    """True when the drop-ins systemd loaded (DropInPaths, space-separated) from
+    /etc/systemd/system/<unit>.d/ differ from the .conf files there: NeedDaemonReload
+    stays "no" for a drop-in directory that did not exist at the last load."""
+    prefix = f"/etc/systemd/system/{unit}.d/"
+    return {p for p in loaded.split() if p.startswith(prefix)} != set(on_disk)
+
+
+def unit_state(unit: str) -> tuple[bool, tuple[str, ...], bool]:
+    """(active, the main process's argv, systemd must reload the unit's files): one
+    systemctl call and a read of /proc/<pid>/cmdline."""
+    props = ("ActiveState", "MainPID", "NeedDaemonReload", "DropInPaths")
+    argv = ["systemctl", "show", unit, *(a for p in props for a in ("-p", p))]
+    show = parse_show(run(argv, check=False).stdout)
+    active = show.get("ActiveState") == "active"
+    on_disk = sorted(str(p) for p in Path(f"/etc/systemd/system/{unit}.d").glob("*.conf"))
+    need_reload = show.get("NeedDaemonReload") == "yes" or dropins_stale(
+        unit, show.get("DropInPaths", ""), on_disk
+    )
+    pid = show.get("MainPID", "0")
+    if not (active and pid.isdigit() and pid != "0"):
+        return active, (), need_reload
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return active, (), need_reload
+    return active, tuple(a.decode() for a in raw.split(b"\0") if a), need_reload
+
+
+# ------------------------------------------------------------------ plan helpers (pure)
+
+
+def daemon_reload(b: PlanBuilder, needed: bool, service: ServiceState | None, why: str) -> None:
+    """daemon-reload when this plan writes a unit file or drop-in (`needed`, with `why`),
+    else when a run stopped between writing one and reloading left systemd stale."""
+    if needed:
+        b.run(why, "systemctl", "daemon-reload", kind=Kind.RELOAD)
+    elif service is not None and service.need_reload:
+        b.run(f"systemd has not read {service.unit}'s changed files (NeedDaemonReload)",
+              "systemctl", "daemon-reload", kind=Kind.RELOAD)  # fmt: skip
+
+
+def stop(b: PlanBuilder, service: ServiceState | None, units: tuple[str, ...], why: str) -> bool:
+    """Stop the runtime's `units` (socket first) when its service runs. Returns whether
+    it was stopped."""
+    if service is not None and service.active:
+        b.run(why, "systemctl", "stop", *units, kind=Kind.STOP)
+        return True
+    return False
+
+
+def converge_service(
+    b: PlanBuilder,
+    service: ServiceState | None,
+    mode: RestartMode,
+    *,
+    name: str,
+    changed: bool,
+    boot_changed: bool,
+    healthy: bool,
+    why_changed: str,
+    why_unhealthy: str,
+    why_boot: str,
+    stopped: bool = False,
+    why_start_after_stop: str | None = None,
+) -> None:
+    """The restart chain, per mode. NEVER: nothing. BOOT (inside cloud-init, the runtime
+    ordered after it): never a blocking start; a runtime this plan stopped starts again
+    --no-block when `why_start_after_stop` says so; a running one that must pick up a
+    change (`boot_changed`) or is not on our storage (not `healthy`) gets try-restart
+    --no-block. NOW: restart and wait (Kind.RESTART, so verify checks the runtime) when
+    its config `changed`, it was `stopped`, it is not running, or not `healthy`."""
+    if mode is RestartMode.NEVER or service is None:
+        return
+    if mode is RestartMode.BOOT:
+        if stopped:
+            if why_start_after_stop:
+                b.run(why_start_after_stop, "systemctl", "start", "--no-block", service.unit,
+                      kind=Kind.START)  # fmt: skip
+        elif service.active and (boot_changed or not healthy):
+            b.run(why_boot, "systemctl", "try-restart", "--no-block", service.unit,
+                  kind=Kind.START)  # fmt: skip
+        return
+    if changed or stopped or not service.active or not healthy:
+        why = (
+            why_changed if changed or stopped
+            else f"{name} is not running" if not service.active
+            else why_unhealthy
+        )  # fmt: skip
+        b.run(why, "systemctl", "restart", service.unit, kind=Kind.RESTART)
