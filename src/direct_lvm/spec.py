@@ -13,7 +13,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 from yaml.nodes import Node
 
 from .configfile import child, load_yaml, position, read_config
@@ -23,6 +22,7 @@ from .errors import ConfigError
 from .model import Autoextend, Containerd, Overlay2
 from .model import Spec as Spec
 from .runtimes import Runtime as Runtime
+from .schemacheck import SchemaError, Validator
 from .units import (
     MAX_METADATA,
     MIN_METADATA,
@@ -41,6 +41,13 @@ def schema() -> dict[str, Any]:
     text = resources.files("direct_lvm").joinpath("schema/direct_lvm.schema.json").read_text()
     data: dict[str, Any] = json.loads(text)
     return data
+
+
+@cache
+def validator() -> Validator:
+    """Draft 7 validation of the schema's keywords (schemacheck: jsonschema's import
+    alone would cost more than the rest of a converged run's imports)."""
+    return Validator(schema())
 
 
 def _field_schema(path: list[str | int]) -> dict[str, Any]:
@@ -69,7 +76,7 @@ def _dotted(path: list[str | int]) -> str:
     return out
 
 
-def _device_entry_errors(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+def _device_entry_errors(error: SchemaError) -> list[SchemaError]:
     """A devices entry matched neither a path nor a selector: the errors of the branch
     its type was meant for."""
     if isinstance(error.instance, str):
@@ -102,7 +109,7 @@ def _is_lvm_name(path: list[str | int]) -> bool:
     return path in (["vg"], ["pool"], ["overlay2", "lv"])
 
 
-def _describe(error: jsonschema.ValidationError, data: Any = None) -> list[Problem]:
+def _describe(error: SchemaError, data: Any = None) -> list[Problem]:
     path = list(error.absolute_path)
     where = _dotted(path)
     at = _at(data, path) if isinstance(data, dict) else ""
@@ -122,7 +129,7 @@ def _describe(error: jsonschema.ValidationError, data: Any = None) -> list[Probl
         if len(path) == 2 and path[0] == "devices":
             node = schema()["definitions"]["device_selector"]
         allowed = sorted(node.get("properties", {}))
-        instance: dict[str, Any] = error.instance  # type: ignore[assignment]
+        instance: dict[str, Any] = error.instance
         extra = sorted(set(instance) - set(allowed), key=str)
         at = _at(data, [*path, extra[0]], key=True) if extra and isinstance(data, dict) else at
         return [Problem(
@@ -160,7 +167,7 @@ def _describe(error: jsonschema.ValidationError, data: Any = None) -> list[Probl
         if path and path[-1] == "metadata_size":
             hint = "write 'auto' or a size; " + hint
     elif error.validator == "enum":
-        choices: list[Any] = error.validator_value  # type: ignore[assignment]
+        choices: list[Any] = error.validator_value
         hint = "use one of: " + ", ".join(map(str, choices))
     elif error.validator == "pattern" and len(path) == 2 and path[0] == "devices":
         hint = (
@@ -206,8 +213,7 @@ def _is_size(path: list[str | int]) -> bool:
 
 def schema_problems(data: dict[str, Any]) -> list[Problem]:
     """Every schema error of data, described (in field order)."""
-    validator = jsonschema.Draft7Validator(schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    errors = sorted(validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     return [p for e in errors for p in _describe(e, data)]
 
 
