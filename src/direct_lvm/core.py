@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -209,6 +208,8 @@ def write_file(path: str, content: str, mode: int = 0o644) -> None:
     """Atomic write: temp file in the same directory, fsync, rename."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # here: with shutil and random, ~10 ms a converged run does not need
+
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "w") as f:

@@ -1,0 +1,168 @@
+"""What direct-lvm's two hot paths import, and how long that takes: a benchmark (it prints,
+it asserts nothing; exit 0 unless a measurement itself failed).
+
+- version: `direct-lvm --version` (cli.main(["--version"])).
+- converged: what a converged boot or `direct-lvm apply` imports before and while it
+  works, without touching this host's disks: the cloud-init module (cloud-init's own
+  `cloudinit.settings` stubbed, as cloud-init has it loaded already), the CLI and the
+  boot path, then the config read and validated (spec.load_file) and the runtime's files
+  rendered through the render record (core.desired_files), as a converged run does.
+  The probes (lvm, systemctl) are commands, not imports; their modules are imported.
+
+Each path runs in a fresh `python -X importtime` process (after one warm-up run that
+compiles the .pyc files and fills the render record); the time is the sum of the
+top-level imports' cumulative times (the interpreter's own start-up imports included),
+the median and the minimum of --runs runs. `modules` names any of jinja2, jsonschema and
+tomlkit the path imported (a converged docker run needs none of them).
+
+  .venv/bin/python scripts/bench-imports.py [--runs 9] [--json]
+
+Output: a small table; with --json, one JSON line instead:
+  {"version": {"budget_ms": 30, "median_ms": .., "min_ms": .., "runs": N, "ok": true,
+   "modules": []}, "converged": {...}}   (ok: median within budget)"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGETS_MS: dict[str, float | None] = {"version": 30.0, "converged": 60.0, "floor": None}
+WATCHED = ("jinja2", "jsonschema", "tomlkit")
+CONFIG = "direct_lvm:\n  devices: [/dev/vdb]\n"
+EXEC_START = "/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock"
+
+# The standard library and PyYAML that any converged run needs (the config is YAML; the
+# engine logs, runs commands, holds dataclasses, paths and JSON): not ours to cut, but it
+# varies with the host's load as ours does, so it is measured beside them.
+FLOOR_CHILD = """
+import dataclasses, fcntl, json, logging, pathlib, re, shlex, subprocess, typing
+import yaml
+"""
+
+VERSION_CHILD = """
+from direct_lvm.cli import main
+try:
+    main(["--version"])
+except SystemExit:
+    pass
+"""
+
+# argv: the config file, the render record
+CONVERGED_CHILD = f"""
+import sys
+cloudinit = type(sys)("cloudinit")
+settings = type(sys)("cloudinit.settings")
+settings.PER_ALWAYS = "always"
+cloudinit.settings = settings
+sys.modules["cloudinit"], sys.modules["cloudinit.settings"] = cloudinit, settings
+import cc_direct_lvm
+import direct_lvm.bootpath
+import direct_lvm.cli
+from direct_lvm import core, render, spec
+s = spec.load_file(sys.argv[1])
+getattr(render, "remember", lambda path: None)(sys.argv[2])  # (older trees: no record)
+try:
+    from direct_lvm.runtime import ServiceState
+    docker = ServiceState("docker.service", True, (20, 10), exec_start={EXEC_START!r})
+    files = core.desired_files(s, docker)
+except (ImportError, AttributeError, TypeError) as e:  # the engine moved: say so
+    print("bench-imports: core.desired_files unavailable:", e, file=sys.stderr)
+    files = {{"profile": render.render("lvm-profile.profile.j2", vg=s.vg, pool=s.pool,
+                                       threshold=80, percent=20)}}
+assert files
+"""
+
+LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")
+
+
+def measure(code: str, args: list[str], env: dict[str, str]) -> tuple[float, set[str]]:
+    """(ms of imports, the top-level packages imported) of one fresh process."""
+    argv = [sys.executable, "-X", "importtime", "-c", code, *args]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench-imports: the child failed:\n{proc.stderr[-3000:]}")
+    total_us = 0
+    packages = set()
+    for line in proc.stderr.splitlines():
+        m = LINE.match(line)
+        if not m:
+            continue
+        packages.add(m.group(4).split(".")[0])
+        if not m.group(3):  # a top-level import: its cumulative time holds its children's
+            total_us += int(m.group(2))
+    return total_us / 1000, packages
+
+
+def bench(
+    name: str, code: str, args: list[str], env: dict[str, str], runs: int
+) -> dict[str, object]:
+    measure(code, args, env)  # warm-up: .pyc files, the render record
+    times, seen = [], set()
+    for _ in range(runs):
+        ms, packages = measure(code, args, env)
+        times.append(ms)
+        seen |= packages
+    median = statistics.median(times)
+    budget = BUDGETS_MS[name]
+    return {
+        "budget_ms": budget,
+        "median_ms": round(median, 1),
+        "min_ms": round(min(times), 1),
+        "runs": runs,
+        "ok": None if budget is None else median <= budget,
+        "modules": sorted(p for p in WATCHED if p in seen),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--json", action="store_true", help="one JSON line instead of a table")
+    parser.add_argument(
+        "--tree",
+        type=Path,
+        default=ROOT,
+        help="measure another checkout (its src/ and cloudinit_module/ first on the path), "
+        "e.g. a worktree of an older commit for a before/after",
+    )
+    opts = parser.parse_args()
+    env = dict(os.environ)
+    # as installed (Debian byte-compiles at install): the warm-up run writes the .pyc files
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    tree = opts.tree.resolve()
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(tree / "src"), str(tree / "cloudinit_module"), *filter(None, [env.get("PYTHONPATH")])]
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "config.yaml"
+        config.write_text(CONFIG)
+        record = str(Path(tmp) / "rendered.json")
+        results = {
+            "version": bench("version", VERSION_CHILD, [], env, opts.runs),
+            "floor": bench("floor", FLOOR_CHILD, [], env, opts.runs),
+            "converged": bench("converged", CONVERGED_CHILD, [str(config), record], env, opts.runs),
+        }
+    if opts.json:
+        print(json.dumps(results))
+        return 0
+    print(f"{'imports':<11} {'budget ms':>9} {'median ms':>9} {'min ms':>7} {'runs':>4}  "
+          "within  jinja2/jsonschema/tomlkit")  # fmt: skip
+    for name, r in results.items():
+        budget = "-" if r["budget_ms"] is None else f"{r['budget_ms']:.0f}"
+        within = {None: "-", True: "yes", False: "NO"}[r["ok"]]  # type: ignore[index]
+        print(f"{name:<11} {budget:>9} {r['median_ms']:>9.1f} {r['min_ms']:>7.1f} "
+              f"{r['runs']:>4}  {within:<6}  "
+              f"{', '.join(r['modules']) or 'none'}")  # type: ignore[arg-type]  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
