@@ -50,12 +50,10 @@ FORBIDDEN_PACKAGES = ("python3-pip",)
 # bullseye has no python3-testinfra (its in-guest suites get a small subprocess-based
 # `host` fixture instead, see tests/guest/in_guest/conftest.py). From trixie on the
 # docker CLI is its own package (only Recommended by docker.io, and debootstrap
-# installs no Recommends); bullseye's and bookworm's docker.io contain it. bookworm
-# also carries podman (4.3), whose containers-storage root the podman runtime puts on
-# its own LV (tests/guest/test_guest_runtimes.py).
+# installs no Recommends); bullseye's and bookworm's docker.io contain it.
 DIST_EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
     "bullseye": (),
-    "bookworm": ("python3-testinfra", "podman"),
+    "bookworm": ("python3-testinfra",),
 }
 NEWER_DIST_EXTRA_PACKAGES = ("python3-testinfra", "docker-cli")
 
