@@ -5,6 +5,8 @@ Disk layout seen by the guest:
   /dev/vdb, ...   `disks`, in order, virtio-blk with /dev/disk/by-id/virtio-<serial>
   /dev/sda        the DLJOB vfat job disk (on the q35 AHCI controller, so it never
                   shifts the vdX names; hot-plugged virtio disks get the next vdX)
+  /dev/sdX        `disks` with scsi=True, on one virtio-scsi controller (no PCI slot
+                  each, so dozens fit), by-id scsi-0QEMU_QEMU_HARDDISK_<serial>
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Disk:
     format: str = "raw"
     readonly: bool = False
     nvme: bool = False  # an emulated NVMe controller (/dev/nvmeXn1) instead of virtio-blk
+    scsi: bool = False  # a scsi-hd on the shared virtio-scsi controller instead of virtio-blk
 
     def __post_init__(self) -> None:
         if self.serial is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,20}", self.serial):
@@ -103,6 +106,15 @@ def blank_disk(path: Path, size: int | str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as fh:
         fh.truncate(parse_size(size))
+    return path
+
+
+def qcow2_disk(path: Path, size: int | str) -> Path:
+    """Create a qcow2 disk of the given virtual size: it costs nothing until written, so
+    a 64 TiB disk fits on any host filesystem (a raw sparse file stops at ext4's 16 TiB)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    run(["qemu-img", "create", "-q", "-f", "qcow2", path, str(parse_size(size))], capture=True)
     return path
 
 
@@ -316,8 +328,10 @@ def start_job(image: GuestImage, job_dir: Path, *, out_dir: Path, disks: Sequenc
         "-device", f"isa-debug-exit,iobase={DEBUG_EXIT_IOBASE:#x},iosize=0x04",
         "-device", "virtio-rng-pci",
         *_drive_args("root", overlay, "qcow2", serial="root"),
+        *(["-device", "virtio-scsi-pci,id=scsi0"] if any(d.scsi for d in disks) else []),
         *[a for i, d in enumerate(disks, 1) for a in _drive_args(
-            f"disk{i}", d.path, d.format, serial=d.serial, readonly=d.readonly, nvme=d.nvme)],
+            f"disk{i}", d.path, d.format, serial=d.serial, readonly=d.readonly, nvme=d.nvme,
+            scsi=d.scsi)],
         "-drive", f"file={job_image},format=raw,if=none,id=dljob",
         "-device", "ide-hd,drive=dljob,bus=ide.0,serial=DLJOB",
         *(_qmp_args(qmp_socket) if qmp_socket else []),
@@ -348,11 +362,14 @@ def _prepare_overlay(image: GuestImage, root_overlay: Path | None, tmp: Path) ->
 
 
 def _drive_args(drive_id: str, path: Path, fmt: str, *, serial: str | None = None,
-                readonly: bool = False, nvme: bool = False) -> list[str]:
+                readonly: bool = False, nvme: bool = False, scsi: bool = False) -> list[str]:
     drive = f"file={path.resolve()},format={fmt},if=none,id={drive_id},discard=unmap"
     if readonly:
         drive += ",readonly=on"
-    device = f"{'nvme' if nvme else 'virtio-blk-pci'},drive={drive_id}"
+    if scsi:
+        device = f"scsi-hd,drive={drive_id},bus=scsi0.0"
+    else:
+        device = f"{'nvme' if nvme else 'virtio-blk-pci'},drive={drive_id}"
     if nvme and not serial:
         serial = drive_id  # qemu's nvme device needs a serial
     if serial:
