@@ -1,0 +1,99 @@
+"""scripts/bench's pure parts: reading -X importtime, cloud-init's analyze dump, the lvm
+process count and the table's ratios (the guest runs themselves are the benchmark)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load("bench_under_test", ROOT / "scripts" / "bench.py")
+guest = _load("bench_guest_under_test", ROOT / "scripts" / "guest-jobs" / "bench_guest.py")
+
+IMPORTTIME = """\
+import time: self [us] | cumulative | imported package
+import time:       100 |        100 |   encodings
+DL-IMPORT-MARK
+import time:       200 |        200 |     direct_lvm._compat
+import time:       300 |        500 |   direct_lvm
+import time:      1000 |       4000 |       jinja2.utils
+import time:       500 |       6000 |     jinja2
+import time:      2000 |       9000 | direct_lvm.cli
+import time:       700 |        700 | json
+"""
+
+
+def test_importtime_counts_top_level_imports_after_the_marker():
+    entries = bench.parse_importtime(IMPORTTIME)
+    assert "encodings" not in [m for _, m, _ in entries], "before the marker: start-up"
+    assert entries[0] == (2, "direct_lvm._compat", 200)
+    assert [(lvl, m) for lvl, m, _ in entries if lvl == 0] == [(0, "direct_lvm.cli"), (0, "json")]
+    assert bench.top_level_ms(entries) == 9.7
+    assert any(m.startswith("jinja2") for _, m, _ in entries)
+
+
+def test_cloudinit_events_take_the_last_start_finish_pair(tmp_path):
+    events = [
+        {"name": "init-local", "event_type": "start", "timestamp": 10.0},
+        {"name": "init-local/config-direct_lvm", "event_type": "start", "timestamp": 11.0},
+        {"name": "init-local/config-direct_lvm", "event_type": "finish", "timestamp": 29.0},
+        {"name": "init-local", "event_type": "finish", "timestamp": 40.0},
+        # the next boot (the log spans boots)
+        {"name": "init-local", "event_type": "start", "timestamp": 100.0},
+        {"name": "init-local/config-direct_lvm", "event_type": "start", "timestamp": 101.0},
+        {"name": "init-local/config-direct_lvm", "event_type": "finish", "timestamp": 101.5},
+        {"name": "init-local", "event_type": "finish", "timestamp": 104.0},
+    ]
+    (tmp_path / "analyze-dump.json").write_text(json.dumps(events))
+    took = bench.cloudinit_events(tmp_path)
+    assert took == {"init-local": 4.0, "init-local/config-direct_lvm": 0.5}
+    assert bench.cloudinit_events(tmp_path / "missing") == {}
+
+
+def test_lvm_processes_are_counted_from_logged_command_lines():
+    log = "\n".join([
+        "direct-lvm: [   12 ms] + lvm fullreport --reportformat json",
+        "direct-lvm: [  900 ms] + lvcreate -n thinpool docker -l 80%VG",
+        "direct-lvm: [  950 ms] + systemctl daemon-reload",
+        "+ pvcreate /dev/vdb",
+        "+ printf 'activation {'",
+        "++ lvs -o+seg_monitor docker/thinpool",
+        "  Volume group \"docker\" successfully created",
+    ])  # fmt: skip
+    assert len(guest.LVM_LINE.findall(log)) == 3
+
+
+def test_ratios_are_medians_over_rounds_and_a_failed_run_is_named():
+    rows = [
+        {"group": "compare", "side": side, "round": r, "seconds": s, "lvm": lvm,
+         "rss_kib": 20480, "failed": False}
+        for side, lvm, secs in (("manual", 7, (10.0, 8.0, 12.0)), ("apply", 4, (5.0, 6.0, 4.0)),
+                                ("noop", 1, (2.0, 2.5, 3.0)))
+        for r, s in zip((1, 2, 3), secs)
+    ]  # fmt: skip
+    rows.append({"group": "compare", "side": "plan", "round": 1, "seconds": 9.0, "lvm": 1,
+                 "rss_kib": 1, "failed": True, "label": "plan r1", "rc": 1})  # fmt: skip
+    boot = bench.Boot("1-compare", ok=True, rows=rows)
+    lines, manual = bench.compare_section(boot, 3)
+    assert manual == 10.0
+    apply_row = next(ln for ln in lines if ln.startswith("| `direct-lvm apply"))
+    assert "| 5.00 | 0.50 | <= 0.6 | yes | 4 |" in apply_row
+    noop_row = next(ln for ln in lines if ln.startswith("| no-op"))
+    assert "| 2.50 | 0.25 | <= 0.25 | yes |" in noop_row
+    plan_row = next(ln for ln in lines if ln.startswith("| `plan`"))
+    assert "| n/a |" in plan_row and "FAILED" in plan_row
+    assert bench.failures([boot]) == ["boot 1-compare: plan r1 (exit 1)"]
