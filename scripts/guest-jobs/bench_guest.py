@@ -311,7 +311,7 @@ def mode_cloudinit(boot: int) -> None:
     dump = sh(["cloud-init", "analyze", "dump"])
     (OUT / "analyze-dump.json").write_text(dump)
     for argv in (["cloud-init", "analyze", "show"], ["cloud-init", "analyze", "blame"],
-                 ["systemd-analyze", "blame"], ["cat", "/run/direct-lvm/boot.json"]):  # fmt: skip
+                 ["cat", "/run/direct-lvm/boot.json"]):  # fmt: skip
         sh(argv)
     record_doc = read_boot_record()
     units = [unit_times(u) for u in ("cloud-init-local.service", "cloud-init.service")]
@@ -346,22 +346,25 @@ def disks_by_serial() -> dict[str, str]:
 def mode_scale() -> None:
     unit = unit_times("direct-lvm.service")
     boot_record = read_boot_record()
-    sh(["systemd-analyze", "blame"])
     sh(["journalctl", "-b", "-u", "direct-lvm.service", "-o", "short-monotonic"])
     record({"label": "direct-lvm.service, converged boot", "group": "unit", **unit,
             "boot_record": boot_record,
             "failed": unit["seconds"] is None or not str(boot_record.get("result", ""))
             .startswith("ok")})  # fmt: skip
     progress(f"unit: {unit} {boot_record.get('result')}")
-    measure("cleanup: reset the unit's pool", ["direct-lvm", "reset", "--yes",
-            "/etc/direct-lvm/config.yaml"], quiet=True)  # fmt: skip
-    serials = disks_by_serial()
+    sh(["vgremove", "-ff", "-y", "docker"])
+    sh(["rm", "-rf", "/var/lib/direct-lvm", "/etc/systemd/system/docker.service.d"])
     wanted = {s for _, ss in SCALE_ROWS for s in ss}
-    if not wait_for(lambda: wanted <= set(disks_by_serial()), 120):
+    progress(f"asking the host for {len(wanted)} scsi disks")
+    with open("/dev/console", "w") as console:
+        print("DL-BENCH-PLUG-DISKS", file=console, flush=True)
+    if not wait_for(lambda: wanted <= set(disks_by_serial()), 600):
         missing = sorted(wanted - set(disks_by_serial()))
         record({"label": "scale disks", "failed": True, "missing": missing})
         raise RuntimeError(f"scale disks missing: {missing}")
+    sh(["udevadm", "settle", "--timeout=300"])
     serials = disks_by_serial()
+    progress(f"{len(wanted)} scsi disks are here")
     dl = ["direct-lvm", "-v"]
     for n, (row, ss) in enumerate(SCALE_ROWS):
         vg = f"scale{n}"
@@ -380,10 +383,11 @@ def mode_scale() -> None:
             lvs = []
         record({"label": f"scale {row}: pool", "group": "scale-pool", "row": row, "lvs": lvs,
                 "failed": not lvs})  # fmt: skip
-        last = n == len(SCALE_ROWS) - 1
-        measure(f"cleanup: reset {vg}", ["direct-lvm", "reset", "--yes", cfg], quiet=True)
-        if last:
-            accept_64t(serials[ss[0]])
+        # blank again for the next row: two lvm processes (a reset would be a Python start more)
+        sh(["vgremove", "-ff", "-y", vg])
+        sh(["pvremove", "-ff", "-y", *[serials[s] for s in ss]])
+        sh(["rm", "-rf", "/var/lib/direct-lvm", "/etc/systemd/system/docker.service.d"])
+    accept_64t(serials["t64"])
 
 
 def accept_64t(dev: str) -> None:

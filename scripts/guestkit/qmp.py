@@ -67,3 +67,17 @@ def hotplug_virtio_disk(sock: Path, path: Path, *, node: str, serial: str | None
     if serial:
         device["serial"] = serial
     qmp_command(sock, "device_add", device)
+
+
+def hotplug_scsi_disk(sock: Path, path: Path, *, node: str, serial: str | None = None,
+                      fmt: str = "qcow2", bus: str = "scsi0.0") -> None:
+    """Hot-plug a scsi-hd onto the virtio-scsi controller (start_job(scsi_controller=True)
+    or a scsi Disk at boot): no PCI slot per disk, so dozens fit."""
+    qmp_command(sock, "blockdev-add", {
+        "driver": fmt, "node-name": node,
+        "file": {"driver": "file", "filename": str(path.resolve())},
+    })
+    device: dict[str, Any] = {"driver": "scsi-hd", "id": node, "drive": node, "bus": bus}
+    if serial:
+        device["serial"] = serial
+    qmp_command(sock, "device_add", device)

@@ -299,8 +299,11 @@ def _read_timing(path: Path) -> dict[str, float]:
 def start_job(image: GuestImage, job_dir: Path, *, out_dir: Path, disks: Sequence[Disk] = (),
               timeout: float = 900, cmdline_extra: str = "", mem_mb: int = 2048, smp: int = 2,
               qmp: bool = False, root_overlay: Path | None = None,
-              kernel: Path | None = None) -> RunningJob:
+              kernel: Path | None = None, scsi_controller: bool = False) -> RunningJob:
     """Boot image with job_dir on the DLJOB disk; returns without waiting.
+
+    scsi_controller: a virtio-scsi controller even with no scsi Disk, for
+    qmp.hotplug_scsi_disk later.
 
     root_overlay: keep the root qcow2 overlay at this path, reusing it if it exists
     (a second boot of the same root). Otherwise a throw-away overlay is used.
@@ -328,7 +331,8 @@ def start_job(image: GuestImage, job_dir: Path, *, out_dir: Path, disks: Sequenc
         "-device", f"isa-debug-exit,iobase={DEBUG_EXIT_IOBASE:#x},iosize=0x04",
         "-device", "virtio-rng-pci",
         *_drive_args("root", overlay, "qcow2", serial="root"),
-        *(["-device", "virtio-scsi-pci,id=scsi0"] if any(d.scsi for d in disks) else []),
+        *(["-device", "virtio-scsi-pci,id=scsi0"]
+          if scsi_controller or any(d.scsi for d in disks) else []),
         *[a for i, d in enumerate(disks, 1) for a in _drive_args(
             f"disk{i}", d.path, d.format, serial=d.serial, readonly=d.readonly, nvme=d.nvme,
             scsi=d.scsi)],
