@@ -50,10 +50,14 @@ FORBIDDEN_PACKAGES = ("python3-pip",)
 # bullseye has no python3-testinfra (its in-guest suites get a small subprocess-based
 # `host` fixture instead, see tests/guest/in_guest/conftest.py). From trixie on the
 # docker CLI is its own package (only Recommended by docker.io, and debootstrap
-# installs no Recommends); bullseye's and bookworm's docker.io contain it.
+# installs no Recommends); bullseye's and bookworm's docker.io contain it. bookworm
+# also carries podman (4.3), whose containers-storage root the podman runtime puts on
+# its own LV (tests/guest/test_guest_lvroot.py), with containernetworking-plugins:
+# podman's golang-github-containers-common depends on the virtual
+# container-network-stack, which debootstrap does not resolve by itself.
 DIST_EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {
     "bullseye": (),
-    "bookworm": ("python3-testinfra",),
+    "bookworm": ("python3-testinfra", "podman", "containernetworking-plugins"),
 }
 NEWER_DIST_EXTRA_PACKAGES = ("python3-testinfra", "docker-cli")
 
