@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from .model import Spec
     from .plan import Plan
-    from .runtime import RestartMode
+    from .runtimes._systemd import RestartMode
 
 
 def _log() -> logging.Logger:
@@ -79,7 +79,7 @@ def _print_plan(p: Plan, s: Spec) -> None:
 
 
 def _restart(args: argparse.Namespace) -> RestartMode:
-    from .runtime import RestartMode
+    from .runtimes._systemd import RestartMode
 
     return RestartMode.NEVER if args.no_restart else RestartMode.NOW
 

@@ -7,7 +7,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,119 +16,40 @@ from typing import Any
 
 import yaml
 
-from . import OWNER_TAG, containerd, overlay2
+from . import runtimes
 from .configfile import read_config_if_present
 from .discover import find_devices
-from .errors import ConfigError, DirectLvmError, VerifyError
+from .errors import DirectLvmError
 from .model import Spec
-from .plan import DEVICE_RECORD, Action, Observed, Plan, Step, device_record, extension_room, plan
-from .plan_runtime import MOUNT_UNIT, MOUNT_WANTS, OURS
+from .observed import RuntimeState
+from .plan import DEVICE_RECORD, Observed, Plan, Step, device_record, extension_room, plan
+from .pool import PROFILE_DIR as PROFILE_DIR
+from .pool import profile_files, profile_policy
+from .pool import profile_path as profile_path
 from .probe import Block, LvmState, probe_block, probe_lvm
-from .render import render
 from .run import run
-from .runtime import (
-    DAEMON_JSON,
-    DOCKER_DROPIN,
-    DOCKER_ROOT,
-    RestartMode,
-    ServiceState,
-    backups,
-    foreign_storage,
-    probe_docker,
-    with_version,
-)
-from .runtimes import Runtime
+from .runtimes._docker import DOCKER_HOLD_UNITS, backups
+from .runtimes._lvroot import read_mountinfo
+from .runtimes._lvroot import volumes as lv_volumes
+from .runtimes._systemd import RestartMode
 from .spec import CONFIG_KEY, parse_text
 from .spec import from_mapping as spec_from_mapping
-from .units import dm_name, format_size, human
+from .steps import FILE_MODE, Action, Kind
+from .units import dm_name, human
 
 log = logging.getLogger("direct_lvm")
 
-PROFILE_DIR = "/etc/lvm/profile"
 # Test-only: stop the process right after step k (crash-convergence tests).
 CRASH_ENV = "DIRECT_LVM_TEST_CRASH_AFTER_STEP"
 
 
-def profile_path(spec: Spec) -> str:
-    return f"{PROFILE_DIR}/{spec.profile_name}.profile"
-
-
-def dropin_args(spec: Spec) -> list[str]:
-    return [
-        "--storage-driver=devicemapper",
-        f"--storage-opt=dm.thinpooldev={spec.pool_path}",
-        "--storage-opt=dm.use_deferred_removal=true",
-        "--storage-opt=dm.use_deferred_deletion=true",
-    ]
-
-
-def desired_files(
-    spec: Spec,
-    docker: ServiceState | None,
-    ctd: ServiceState | None = None,
-    containerd_config: str | None = None,
-) -> dict[str, str]:
-    """Every file the runtime's storage needs, by path. containerd's config.toml is the
-    current one with our import added (or a minimal one when there is none)."""
-    if spec.runtime is Runtime.DOCKER_OVERLAY2:  # no thin pool: no LVM profile
-        exec_start = docker.exec_start if docker is not None else None
-        return overlay2.files(spec, _strip_storage_flags(exec_start) if exec_start else None)
-    files = {
-        profile_path(spec): render(
-            "lvm-profile.profile.j2",
-            vg=spec.vg,
-            pool=spec.pool,
-            threshold=spec.autoextend.threshold,
-            percent=spec.autoextend.percent,
-        )
-    }
-    if spec.runtime is Runtime.CONTAINERD_DEVMAPPER:
-        main, version = containerd.main_config(
-            containerd_config, ctd.version if ctd is not None else None
-        )
-        files[containerd.FRAGMENT] = containerd.fragment(spec, version)
-        files[containerd.CONFIG] = main
-        files[containerd.DROPIN] = containerd.dropin(spec)
-    elif docker is not None and docker.exec_start:
-        files[DOCKER_DROPIN] = render(
-            "docker-devicemapper.conf.j2",
-            vg=spec.vg,
-            pool=spec.pool,
-            exec_start=_strip_storage_flags(docker.exec_start),
-            args=dropin_args(spec),
-        )
+def desired_files(spec: Spec, state: RuntimeState | None = None) -> dict[str, str]:
+    """Every file the storage needs, by path: the thin pool's LVM profile (for a runtime
+    on the pool), then the runtime's own (its plugin renders them from `state`)."""
+    rt = runtimes.get(spec.runtime)
+    files = profile_files(spec) if rt.thin else {}
+    files.update(rt.files(spec, state or RuntimeState()))
     return files
-
-
-def _strip_storage_flags(exec_start: str) -> str:
-    """The unit's ExecStart without storage options of its own (ours replace them)."""
-    return re.sub(r"\s+--storage-(driver|opt)(=|\s+)\S+", "", exec_start)
-
-
-def check_runtime(spec: Spec, docker: ServiceState | None, ctd: ServiceState | None = None) -> None:
-    """Version gate, per runtime: refuse before any disk is touched."""
-    if spec.runtime is Runtime.CONTAINERD_DEVMAPPER:
-        containerd.check(spec, ctd or ServiceState(containerd.CONTAINERD_UNIT, installed=False))
-        return
-    name = spec.runtime
-    if docker is None or not docker.installed:
-        raise ConfigError(
-            f"runtime {name} needs Docker"
-            + (" <= 24" if name is Runtime.DOCKER_DEVICEMAPPER else "")
-            + ", but dockerd is not installed (no docker.service)",
-            "install docker.io (or docker-ce) or choose another runtime",
-        )
-    if name is Runtime.DOCKER_DEVICEMAPPER and docker.version and docker.version >= (25, 0):
-        raise ConfigError(
-            f"runtime docker-devicemapper: the installed {docker.version_text!r} has no "
-            "devicemapper storage driver (removed in Docker 25.0)",
-            "set runtime: docker-overlay2 (overlay2 on a dedicated LV) or "
-            "containerd-devmapper, or install Docker <= 24",
-        )
-    if docker.exec_start is None:
-        raise ConfigError(
-            "docker.service has no ExecStart= to extend", "reinstall the docker package"
-        )
 
 
 def read_file(path: str) -> str | None:
@@ -142,52 +62,24 @@ def read_file(path: str) -> str | None:
 def observe(
     spec: Spec, *, restart: RestartMode = RestartMode.NOW, wait: bool = True
 ) -> tuple[Observed, dict[str, str]]:
-    """Probe what the plan needs: one lvm call; devices only when not yet ours; the
-    runtime's unit and state (one systemctl call). A runtime that is not installed is
-    refused here, before any disk is looked at."""
-    docker: ServiceState | None = None
-    ctd: ServiceState | None = None
-    foreign: tuple[str, ...] = ()
-    ctd_config: str | None = None
-    status: str | None = None
-    mount = ""
-    if spec.runtime is Runtime.CONTAINERD_DEVMAPPER:
-        ctd = containerd.probe(service_state=restart is not RestartMode.NEVER)
-        check_runtime(spec, None, ctd)
-        ctd_config = read_file(containerd.CONFIG)
-        if ctd.active:
-            status = containerd.devmapper_status()
-    else:
-        if spec.runtime is Runtime.DOCKER_OVERLAY2:
-            mount, foreign = overlay2.docker_root_state(spec)
-        else:
-            foreign = foreign_storage()
-        # always (one systemctl call): even --no-restart must know whether systemd still
-        # has to read a drop-in an interrupted run wrote (NeedDaemonReload)
-        docker = probe_docker(service_state=True)
-        if not docker.installed or spec.runtime is Runtime.DOCKER_OVERLAY2:
-            check_runtime(spec, docker)
+    """Probe what the plan needs: the runtime (its plugin's probe; a runtime that is not
+    installed is refused here, before any disk is looked at), the devices (only those
+    not yet ours), one lvm call, and the managed files."""
+    rt = runtimes.get(spec.runtime)
+    state = rt.probe(spec, restart=restart)
+    rt.check(spec, state)
     found = find_devices(spec, wait=wait)
-    lvm = found.lvm
-    files = desired_files(spec, docker, ctd, ctd_config)
-    thick = spec.runtime is Runtime.DOCKER_OVERLAY2
+    state = rt.probe_lv(spec, found.lvm, state)
+    files = desired_files(spec, state)
     observed = Observed(
         lvm=found.lvm,
         devices=found.new,
         files={p: read_file(p) for p in files},
-        docker=docker,
-        docker_foreign=foreign,
-        daemon_json=read_file(DAEMON_JSON) if docker is not None else None,
+        runtime=state,
         timestamp=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
         resolved=found.resolved,
         choices=found.choices,
         device_record=read_file(DEVICE_RECORD),
-        containerd=ctd,
-        devmapper_status=status,
-        lv_signatures=overlay2.lv_signatures(spec, lvm) if thick else None,
-        docker_root_mount=mount if thick else "",
-        mount_enabled=thick and os.path.lexists(MOUNT_WANTS),
-        fs_bytes=overlay2.xfs_size(DOCKER_ROOT) if thick and mount == OURS else None,
     )
     return observed, files
 
@@ -195,16 +87,16 @@ def observe(
 def make_plan(
     spec: Spec, *, restart: RestartMode = RestartMode.NOW, wait: bool = True
 ) -> tuple[Plan, Observed]:
-    """Plan, and when there is anything to do, pass the runtime's version gate first: a
-    refusal comes before any disk is touched. A converged boot skips the version probe."""
+    """Plan, and when there is anything to do, pass the runtime's full version gate
+    first: a refusal comes before any disk is touched. A converged boot skips it."""
     observed, files = observe(spec, restart=restart, wait=wait)
     the_plan = plan(spec, observed, files, restart=restart)
-    if not the_plan.empty and spec.runtime is Runtime.DOCKER_DEVICEMAPPER and observed.docker:
-        check_runtime(spec, with_version(observed.docker))
+    if not the_plan.empty:
+        runtimes.get(spec.runtime).check_changes(spec, observed.runtime)
     return the_plan, observed
 
 
-def write_file(path: str, content: str, mode: int = 0o644) -> None:
+def write_file(path: str, content: str, mode: int = FILE_MODE) -> None:
     """Atomic write: temp file in the same directory, fsync, rename."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -232,7 +124,7 @@ def execute(steps: tuple[Step, ...], *, on_step: Callable[[int, Step], None] | N
         else:
             log.info("+ write %s (%d bytes)", step.path, len(step.content))
             log.debug("%s", step.shell())
-            write_file(step.path, step.content, step.mode)
+            write_file(step.path, step.content)
         if on_step:
             on_step(k, step)
         if crash_after == k:
@@ -316,93 +208,23 @@ def _apply(spec: Spec, *, restart: RestartMode, dry_run: bool) -> ApplyResult:
     the_plan, observed = make_plan(spec, restart=restart)
     if dry_run or the_plan.empty:
         # converged: what was just probed is what verify needs (one lvm call in all)
-        checks = verify(spec, observed.lvm, docker_checked=False) if the_plan.empty else ()
+        checks = verify(spec, observed.lvm, restarted=False) if the_plan.empty else ()
         return ApplyResult(the_plan, checks, time.monotonic() - start)
     execute(the_plan.steps)
-    restarted = any(s.argv[:2] == ("systemctl", "restart") and s.argv[-1] != MOUNT_UNIT
-                    for s in the_plan.steps)  # fmt: skip
-    checks = verify(spec, probe_lvm(), docker_checked=restarted)
-    for step in the_plan.steps:
-        if step.argv[:1] == ("mv",):
-            log.info("docker's earlier storage was kept at %s", step.argv[-1])
+    restarted = bool(the_plan.of_kind(Kind.RESTART))
+    checks = verify(spec, probe_lvm(), restarted=restarted)
+    for step in the_plan.of_kind(Kind.MOVE_ASIDE):
+        log.info("docker's earlier storage was kept at %s", step.kept_at)
     return ApplyResult(the_plan, checks, time.monotonic() - start)
 
 
-def _monitor_hint() -> str:
-    state = run(["systemctl", "is-active", "dm-event.socket", "dm-event.service"], check=False)
-    if "active" not in state.stdout.split():
-        return (
-            "dmeventd is not running, so LVM cannot monitor (or autoextend) the pool: "
-            "systemctl enable --now dm-event.socket lvm2-monitor.service, then run "
-            "direct-lvm apply again"
-        )
-    return "check `journalctl -u dm-event` and lvm.conf activation/monitoring, then re-run apply"
-
-
-def verify(spec: Spec, lvm: LvmState, *, docker_checked: bool) -> tuple[str, ...]:
-    """Compare the re-probed system with the spec; raise VerifyError on any difference."""
-    if spec.runtime is Runtime.DOCKER_OVERLAY2:
-        return overlay2.verify(spec, lvm, docker_checked=docker_checked)
-    ref = f"{spec.vg}/{spec.pool}"
-    pool = lvm.lv(spec.vg, spec.pool)
-    vg = lvm.vg(spec.vg)
-    problems: list[str] = []
-    if pool is None or vg is None:
-        raise VerifyError(f"{ref} does not exist after apply", "see the log above")
-    expect: list[tuple[str, object, object]] = [
-        ("thin pool (lv_attr t...)", pool.attr[:1], "t"),
-        ("chunk size", format_size(pool.chunk_size), format_size(spec.chunk_size)),
-        ("zeroing", pool.zero, spec.zero),
-        ("metadata profile", pool.profile, spec.profile_name),
-        ("VG tag", OWNER_TAG in vg.tags, True),
-        ("pool tag", OWNER_TAG in pool.tags, True),
-        ("when full", pool.when_full, "error" if spec.error_when_full else "queue"),
-    ]
-    for what, got, want in expect:
-        if got != want:
-            problems.append(f"{what}: {got!r}, expected {want!r}")
-    hint = "see the log above"
-    if pool.monitor != "monitored":
-        problems.append(f"seg_monitor: {pool.monitor!r}, expected 'monitored'")
-        hint = _monitor_hint()
-    if docker_checked and spec.runtime is Runtime.CONTAINERD_DEVMAPPER:
-        status = containerd.devmapper_status()
-        if status != "ok":
-            problems.append(f"containerd's devmapper snapshotter is {status or 'not loaded'} "
-                            "(ctr plugins ls)")  # fmt: skip
-    elif docker_checked:
-        problems.extend(_verify_docker(spec))
-    if problems:
-        raise VerifyError(f"{ref} does not match the config: " + "; ".join(problems), hint)
-    return tuple(f"{what}: {want!r}" for what, _, want in expect) + ("seg_monitor: monitored",)
-
-
-def _verify_docker(spec: Spec) -> list[str]:
-    info = run(["docker", "info", "--format", "{{json .}}"], check=False)
-    if info.returncode != 0:
-        return [f"docker info failed: {info.stderr.strip()}"]
-    data = json.loads(info.stdout)
-    status = {k: v for k, v in data.get("DriverStatus") or []}
-    out = []
-    if data.get("Driver") != "devicemapper":
-        out.append(f"docker storage driver {data.get('Driver')!r}, expected 'devicemapper'")
-    if status.get("Pool Name") != spec.pool_dm_name:
-        out.append(f"docker pool {status.get('Pool Name')!r}, expected {spec.pool_dm_name!r}")
-    return out
+def verify(spec: Spec, lvm: LvmState, *, restarted: bool) -> tuple[str, ...]:
+    """Compare the re-probed system with the spec (the runtime's plugin knows what to
+    compare; with `restarted`, the runtime's own view too); VerifyError on a difference."""
+    return runtimes.get(spec.runtime).verify(spec, lvm, restarted=restarted)
 
 
 # ------------------------------------------------------------------ status
-
-
-def _profile_policy(name: str) -> tuple[int, int] | None:
-    """(threshold, percent) of the autoextend profile `name`; None when autoextend is off
-    (no profile, or threshold 100)."""
-    text = read_file(f"{PROFILE_DIR}/{name}.profile") if name else None
-    m = re.search(r"thin_pool_autoextend_percent\s*=\s*(\d+)", text or "")
-    t = re.search(r"thin_pool_autoextend_threshold\s*=\s*(\d+)", text or "")
-    if not m or not t or int(t.group(1)) >= 100:
-        return None
-    return int(t.group(1)), int(m.group(1))
 
 
 # With autoextend off nothing grows the pool: warn from this usage on (the schema's
@@ -460,8 +282,9 @@ def pv_identity(lvm: LvmState, vg: str, block: Block) -> list[dict[str, Any]]:
 
 
 def volumes() -> list[dict[str, Any]]:
-    """docker-overlay2's LVs and their mounts (status)."""
-    return overlay2.volumes(probe_lvm(), overlay2.read_mountinfo())
+    """The plain LVs of the runtimes that use one, and where each is mounted (status)."""
+    roots = [r for name in runtimes.Runtime if (r := runtimes.get(name).root)]
+    return lv_volumes(probe_lvm(), read_mountinfo(), roots)
 
 
 def status(lvm: LvmState | None = None, block: Block | None = None) -> list[dict[str, Any]]:
@@ -479,7 +302,7 @@ def status(lvm: LvmState | None = None, block: Block | None = None) -> list[dict
         for lv in lvm.lvs:
             if lv.vg != vg.name or not lv.is_thin_pool:
                 continue
-            policy = _profile_policy(lv.profile)
+            policy = profile_policy(lv.profile)
             percent = policy[1] if policy else None
             room = extension_room(vg.free, lv.size, vg.extent_size, percent) if percent else None
             entry: dict[str, Any] = {
@@ -515,15 +338,16 @@ def status(lvm: LvmState | None = None, block: Block | None = None) -> list[dict
 
 def runtime_units(mapping: object) -> tuple[str, ...]:
     """The units to hold back when the config for `mapping` failed: the configured
-    runtime's, read leniently (the config may be the thing that is broken); docker's
-    when the runtime cannot be told."""
+    runtime's, read leniently (the config may be the thing that is broken); the default
+    runtime's (docker's) when the runtime cannot be told."""
     raw = mapping.get("runtime") if isinstance(mapping, dict) else None
-    if raw == Runtime.CONTAINERD_DEVMAPPER:
-        return (containerd.CONTAINERD_UNIT,)
-    return DOCKER_UNITS
+    try:
+        return runtimes.get(raw).hold_units
+    except (KeyError, TypeError, ValueError):
+        return DOCKER_UNITS
 
 
-DOCKER_UNITS = ("docker.service", "docker.socket")
+DOCKER_UNITS = DOCKER_HOLD_UNITS
 
 
 def _lenient_yaml(text: str) -> object:

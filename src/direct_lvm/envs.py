@@ -12,9 +12,11 @@ from . import core, spec
 from ._compat import StrEnum
 from .configfile import load_yaml, read_config
 from .errors import ConfigError
-from .image import CONTAINERD_ORDER_DROPIN, ORDER_DROPIN
+from .image import order_dropin
+from .observed import RuntimeState
 from .render import render
-from .runtime import ServiceState
+from .runtimes import get as runtime_plugin
+from .runtimes._systemd import ServiceState
 
 # What a rendered drop-in assumes the vendor unit runs: Debian's docker.io. On a host,
 # apply derives it from the installed docker.service instead.
@@ -85,16 +87,13 @@ def artifacts(
     """Relative path -> content of everything an instance of this environment gets."""
     s = env.spec
     out = {"user-data.yaml": user_data(env, carrier)}
-    docker = ServiceState("docker.service", True, exec_start=docker_exec_start)
-    for path, text in core.desired_files(s, docker).items():
+    rt = runtime_plugin(s.runtime)
+    unit = ServiceState(rt.service_unit, True, exec_start=docker_exec_start)
+    for path, text in core.desired_files(s, RuntimeState(service=unit)).items():
         out[path.lstrip("/")] = text
-    if s.runtime is spec.Runtime.CONTAINERD_DEVMAPPER:
-        out[CONTAINERD_ORDER_DROPIN] = render("docker-order.conf.j2", unit="containerd",
-                                              after="cloud-init.service")  # fmt: skip
-    else:
-        out[ORDER_DROPIN] = render(
-            "docker-order.conf.j2", unit="docker", after="cloud-init.service"
-        )
+    out[order_dropin(rt.order_unit)] = render(
+        "docker-order.conf.j2", unit=rt.order_unit, after="cloud-init.service"
+    )
     return out
 
 

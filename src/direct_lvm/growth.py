@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from .errors import RefusedError
 from .model import Spec
 from .probe import LV, VG, BlockDevice, LvmState
+from .steps import Kind, PlanBuilder
 from .units import MIB, auto_metadata_size, format_size, human, round_up
-
-if TYPE_CHECKING:
-    from .plan import _Builder
 
 # lvm2's default for a new PV on a whole device: the first extent starts at 1 MiB.
 NEW_PV_PE_START = 1 * MIB
 
 
-def grow_vg(b: _Builder, spec: Spec, vg: VG, lvm: LvmState,
+def grow_vg(b: PlanBuilder, spec: Spec, vg: VG, lvm: LvmState,
             new: Sequence[BlockDevice]) -> VG:  # fmt: skip
     """pvresize each PV of the VG whose device grew by at least one extent, vgextend the
     VG with `new` (devices already checked and wiped by the caller). Returns the VG as it
@@ -47,14 +44,14 @@ def grow_vg(b: _Builder, spec: Spec, vg: VG, lvm: LvmState,
             b.run(
                 f"{pv.name} grew: the device is {human(pv.dev_size)}, its PV "
                 f"{human(pv.size)} ({usable - have} more extent(s))",
-                "pvresize", pv.name,
+                "pvresize", pv.name, kind=Kind.LVM,
             )  # fmt: skip
             gained += usable - have
     if new:
         b.run(
             f"{', '.join(d.path for d in new)} listed in devices but not in "
             f"{spec.vg!r}: the volume group grows",
-            "vgextend", spec.vg, *(d.real for d in new),
+            "vgextend", spec.vg, *(d.real for d in new), kind=Kind.LVM,
         )  # fmt: skip
         gained += sum(max(0, d.size - NEW_PV_PE_START) // extent for d in new)
     if not gained:
@@ -75,7 +72,7 @@ def _spare(lvm: LvmState, vg: str) -> int:
     )
 
 
-def grow_pool(b: _Builder, spec: Spec, vg: VG, pool: LV, lvm: LvmState) -> None:
+def grow_pool(b: PlanBuilder, spec: Spec, vg: VG, pool: LV, lvm: LvmState) -> None:
     """Extend the pool to data_percent of `vg` (as grown) and its metadata to what its
     sizing wants, within the VG's free extents (the spare metadata LV grows with the
     metadata). Sizes are whole extents."""
@@ -87,7 +84,7 @@ def grow_pool(b: _Builder, spec: Spec, vg: VG, pool: LV, lvm: LvmState) -> None:
         meta_want = round_up(spec.metadata_size, ext)
         if meta_want < pool.metadata_size:
             # not refused: LVM's own autoextend grows metadata past the config's size
-            b.facts.append(
+            b.fact(
                 f"{ref} metadata is {format_size(pool.metadata_size)}, above metadata_size "
                 f"{format_size(spec.metadata_size)}; LVM cannot shrink pool metadata, left "
                 "as it is"
@@ -98,7 +95,7 @@ def grow_pool(b: _Builder, spec: Spec, vg: VG, pool: LV, lvm: LvmState) -> None:
     spare_add = max(0, pool.metadata_size + meta_add - _spare(lvm, spec.vg)) if meta_add else 0
     free = vg.free_count * ext
     if meta_add + spare_add > free:
-        b.notes.append(
+        b.note(
             f"{ref} metadata should grow to {format_size(meta_want)} but the volume group "
             f"has only {human(free)} free (the spare metadata copy grows with it); add a "
             "device to devices or grow one"
@@ -107,7 +104,7 @@ def grow_pool(b: _Builder, spec: Spec, vg: VG, pool: LV, lvm: LvmState) -> None:
     free -= meta_add + spare_add
     data_add = data - pool.size
     if data_add > free:
-        b.notes.append(
+        b.note(
             f"{ref} should grow to {human(data)} (data_percent {spec.data_percent} of the "
             f"{human(vg.size)} VG) but only {human(free)} is free; it grows by that much"
         )
@@ -119,15 +116,16 @@ def grow_pool(b: _Builder, spec: Spec, vg: VG, pool: LV, lvm: LvmState) -> None:
                else f"a {human(pool.size + data_add)} pool wants {format_size(meta_want)}")
             + " (the spare copy grows too)",
             "lvextend", "--poolmetadatasize", f"{pool.metadata_size + meta_add}b", ref,
+            kind=Kind.LVM,
         )  # fmt: skip
     if data_add > 0:
         b.run(
             f"{ref} is {human(pool.size)}; data_percent {spec.data_percent} of the "
             f"{human(vg.size)} volume group is {human(target)}",
-            "lvextend", "--extents", str((pool.size + data_add) // ext), ref,
+            "lvextend", "--extents", str((pool.size + data_add) // ext), ref, kind=Kind.LVM,
         )  # fmt: skip
     elif pool.size > target:
-        b.facts.append(
+        b.fact(
             f"{ref} is {human(pool.size)}, above data_percent {spec.data_percent} of the "
             f"{human(vg.size)} volume group ({human(target)}): autoextend grew it; left as it is"
         )

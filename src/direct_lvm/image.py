@@ -30,8 +30,15 @@ MODULE = "direct_lvm"
 CLOUD_CFG = "etc/cloud/cloud.cfg"
 CLOUD_CFG_D = "etc/cloud/cloud.cfg.d"
 OUR_CFG = f"{CLOUD_CFG_D}/90_direct_lvm.cfg"
-ORDER_DROPIN = "etc/systemd/system/docker.service.d/10-direct-lvm-order.conf"
-CONTAINERD_ORDER_DROPIN = "etc/systemd/system/containerd.service.d/10-direct-lvm-order.conf"
+
+
+def order_dropin(unit: str) -> str:
+    """The drop-in (relative to the root) that orders `unit`.service after cloud-init."""
+    return f"etc/systemd/system/{unit}.service.d/10-direct-lvm-order.conf"
+
+
+ORDER_DROPIN = order_dropin("docker")
+CONTAINERD_ORDER_DROPIN = order_dropin("containerd")
 SERVICE = "direct-lvm.service"
 # Where a package puts the unit (the .deb: /lib/systemd/system); else image-setup
 # installs the copy shipped in the wheel into /etc/systemd/system.

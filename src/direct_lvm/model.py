@@ -4,6 +4,7 @@ only holds the result, so the runtimes can name Spec without importing the parse
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .devices import Selector
 from .runtimes import Runtime
@@ -21,26 +22,6 @@ class Autoextend:
 
 
 @dataclass(frozen=True)
-class Containerd:
-    """containerd's devmapper snapshotter options (pool_name is derived, never set)."""
-
-    root_path: str = "/var/lib/containerd/io.containerd.snapshotter.v1.devmapper"
-    base_image_size: int = 10 * 1024**3  # bytes
-    async_remove: bool = False
-    discard_blocks: bool = True
-    fs_type: str = "ext4"
-    fs_options: str = ""
-
-
-@dataclass(frozen=True)
-class Overlay2:
-    """docker-overlay2: the dedicated LV and an optional per-container size limit."""
-
-    lv: str = "docker"
-    container_size: int | None = None  # bytes; None: no limit, no project quotas
-
-
-@dataclass(frozen=True)
 class Spec:
     runtime: Runtime
     devices: tuple[str, ...]  # labels: a path, or a selector's label (see selectors)
@@ -55,8 +36,11 @@ class Spec:
     wait_timeout: float
     error_when_full: bool = False  # lvm's --errorwhenfull: fail writes at once, not queue
     selectors: tuple[Selector, ...] = ()  # the selector entries of devices
-    containerd: Containerd = Containerd()
-    overlay2: Overlay2 = Overlay2()
+    # The LV this config's storage is: the pool, or a plain-LV runtime's own LV ("": the
+    # pool). Set by the parser from the runtime plugin's lv_field.
+    lv: str = ""
+    # The runtime's own section as its plugin parsed it (None: the runtime has none).
+    options: Any = None
 
     @property
     def entries(self) -> tuple[str | Selector, ...]:
@@ -78,14 +62,13 @@ class Spec:
 
     @property
     def ref(self) -> str:
-        """vg/lv of the storage this config manages: the pool, or overlay2's LV."""
-        lv = self.overlay2.lv if self.runtime is Runtime.DOCKER_OVERLAY2 else self.pool
-        return f"{self.vg}/{lv}"
+        """vg/lv of the storage this config manages: the pool, or the runtime's LV."""
+        return f"{self.vg}/{self.lv or self.pool}"
 
     @property
     def lv_dm_name(self) -> str:
-        """docker-overlay2: device-mapper name of the dedicated LV."""
-        return dm_name(self.vg, self.overlay2.lv)
+        """Device-mapper name of the LV this config manages."""
+        return dm_name(self.vg, self.lv or self.pool)
 
     @property
     def lv_path(self) -> str:

@@ -42,18 +42,8 @@ class Observed:
     lvm: LvmState
     devices: Mapping[str, BlockDevice] = field(default_factory=dict)  # devices not yet ours
     files: Mapping[str, str | None] = field(default_factory=dict)  # managed path -> content
-    docker: ServiceState | None = None
-    docker_foreign: tuple[str, ...] = ()  # other storage found in /var/lib/docker
-    daemon_json: str | None = None
-    timestamp: str = "00000000T000000"  # names a backup of /var/lib/docker
+    runtime: RuntimeState = RuntimeState()  # the configured runtime, as its plugin probed it
+    timestamp: str = "00000000T000000"  # names a backup of the runtime's storage
     resolved: Mapping[str, str] = field(default_factory=dict)  # config entry -> kernel node
     choices: tuple[Choice, ...] = ()  # which device each entry chose, and why
     device_record: str | None = None  # DEVICE_RECORD's content
-    containerd: ServiceState | None = None
-    devmapper_status: str | None = None  # containerd's devmapper plugin (ctr plugins ls)
-    # docker-overlay2: signatures on the LV (None: not probed), and what is mounted at
-    # /var/lib/docker ("" nothing, OURS our LV, else the other source)
-    lv_signatures: tuple[str, ...] | None = None
-    docker_root_mount: str = ""
-    mount_enabled: bool = False  # docker-overlay2: var-lib-docker.mount is enabled
-    fs_bytes: int | None = None  # docker-overlay2: the XFS's size per its superblock

@@ -1,92 +1,33 @@
 """plan(spec, observed) -> ordered steps. Pure: no I/O, no commands. An empty plan means
-the system already matches the config. Every step carries its argv (or file) and why."""
+the system already matches the config. Every step carries its kind, its argv (or file)
+and why. The devices' checks, the VG and the thin pool are planned here (growth in
+growth.py); a plain LV and everything after LVM come from the runtime's plugin."""
 
 from __future__ import annotations
 
 import json
-import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from . import OWNER_TAG
-from ._compat import StrEnum
+from . import OWNER_TAG, runtimes
 from .errors import ConfigError, RefusedError
 from .growth import grow_pool, grow_vg
 from .model import Spec
 from .observed import Observed as Observed
-from .plan_runtime import plan_lv, plan_runtime
+from .pool import profile_path as pool_profile_path
 from .probe import LV, VG, BlockDevice, LvmState
-from .runtime import RestartMode
-from .runtimes import Runtime
+from .runtimes._systemd import RestartMode
+from .steps import Action as Action
+from .steps import Kind, PlanBuilder
+from .steps import Plan as Plan
+from .steps import Step as Step
 from .units import MIB, auto_metadata_size, format_size, human, round_up
 
 # lvm2 defaults for a new VG on a whole device: 1 MiB before the first extent, 4 MiB extents.
 DEFAULT_PE_START = 1 * MIB
 DEFAULT_EXTENT = 4 * MIB
 MIN_POOL_DATA = 64 * MIB
-
-
-class Action(StrEnum):
-    RUN = "run"
-    WRITE = "write"
-
-
-@dataclass(frozen=True)
-class Step:
-    action: Action
-    reason: str
-    argv: tuple[str, ...] = ()
-    path: str = ""
-    content: str = ""
-    mode: int = 0o644
-
-    def shell(self) -> str:
-        """The step as a shell line a person can review or paste."""
-        if self.action is Action.RUN:
-            return shlex.join(self.argv)
-        return f"cat > {shlex.quote(self.path)} <<'EOF'\n{self.content}EOF"
-
-    def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"action": str(self.action), "reason": self.reason}
-        if self.action is Action.RUN:
-            d["argv"] = list(self.argv)
-        else:
-            d.update(path=self.path, content=self.content, mode=oct(self.mode))
-        d["shell"] = self.shell()
-        return d
-
-
-@dataclass(frozen=True)
-class Plan:
-    steps: tuple[Step, ...]
-    notes: tuple[str, ...] = ()  # problems the user should know about (printed as warnings)
-    facts: tuple[str, ...] = ()  # what was chosen and why
-
-    @property
-    def empty(self) -> bool:
-        return not self.steps
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "changes": not self.empty,
-            "steps": [s.to_json() for s in self.steps],
-            "notes": list(self.notes),
-            "facts": list(self.facts),
-        }
-
-
-@dataclass
-class _Builder:
-    steps: list[Step] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    facts: list[str] = field(default_factory=list)
-
-    def run(self, reason: str, *argv: str) -> None:
-        self.steps.append(Step(Action.RUN, reason, argv=tuple(argv)))
-
-    def write(self, reason: str, path: str, content: str) -> None:
-        self.steps.append(Step(Action.WRITE, reason, path=path, content=content))
 
 
 # ------------------------------------------------------------------ devices
@@ -154,7 +95,7 @@ def device_record(text: str | None) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _record_choices(b: _Builder, spec: Spec, observed: Observed) -> None:
+def _record_choices(b: PlanBuilder, spec: Spec, observed: Observed) -> None:
     """Note which entry chose each device and why (for status): written when a chosen
     device is not in the record yet, so a converged system plans nothing."""
     record = device_record(observed.device_record)
@@ -253,10 +194,11 @@ def plan(
     """The steps that take the observed system to the spec. `desired_files` maps each
     managed path to its rendered content; the LVM profile is written before the pool is
     created (lvcreate needs it), the runtime's files after."""
-    b = _Builder()
+    b = PlanBuilder()
     lvm = observed.lvm
     vg = lvm.vg(spec.vg)
-    profile_path = f"/etc/lvm/profile/{spec.profile_name}.profile"
+    profile_path = pool_profile_path(spec)
+    rt = runtimes.get(spec.runtime)
 
     if vg is not None and not vg.owned:
         raise RefusedError(
@@ -272,11 +214,11 @@ def plan(
         dev = observed.devices.get(path)
         if dev is None:  # already a PV of our VG
             if path in why:
-                b.facts.append(f"device {path} -> {why[path].real}: {why[path].reason}")
+                b.fact(f"device {path} -> {why[path].real}: {why[path].reason}")
             continue
         if check_device(spec, dev, lvm):
             wipe.append(dev)
-        b.facts.append(
+        b.fact(
             f"device {path}" + (f" -> {dev.real}" if dev.real != path else "")
             + f": {human(dev.size)} {dev.type}"
             + (f", serial {dev.serial}" if dev.serial else "") + ", "
@@ -287,14 +229,15 @@ def plan(
         listed = {observed.resolved.get(d, d) for d in spec.devices}
         extra = [p.name for p in lvm.pvs_of(spec.vg) if p.name not in listed]
         if extra:  # not a fault: reported, never acted on
-            b.facts.append(
+            b.fact(
                 f"volume group {spec.vg!r} also has {', '.join(extra)}, which devices does "
                 "not list; left as it is"
             )
 
     for dev in wipe:
         b.run(f"{dev.path} holds {', '.join(dev.signatures) or dev.pttype}; "
-              "wipe_signatures is true", "wipefs", "--all", dev.real)  # fmt: skip
+              "wipe_signatures is true", "wipefs", "--all", dev.real,
+              kind=Kind.WIPE)  # fmt: skip
 
     if (
         profile_path in desired_files
@@ -308,38 +251,40 @@ def plan(
         )
 
     pool = lvm.lv(spec.vg, spec.pool)
-    thick = spec.runtime is Runtime.DOCKER_OVERLAY2  # a plain LV, no thin pool
-    grow_fs = False  # docker-overlay2: its XFS must grow to the LV's size
+    thick = not rt.thin  # a plain LV at the runtime's root, no thin pool
+    grow_fs = False  # a plain LV: its XFS must grow to the LV's size
     if vg is None:
         extent, extents = estimate_vg(observed.devices)
         sizing = size_pool(spec, extent, extents)
         if not thick:
-            b.notes.extend(_check_sizing(spec, sizing, "devices " + ", ".join(spec.devices)))
+            for note in _check_sizing(spec, sizing, "devices " + ", ".join(spec.devices)):
+                b.note(note)
         b.run(
             f"volume group {spec.vg!r} does not exist",
             "vgcreate", "--addtag", OWNER_TAG, spec.vg,
-            *(observed.devices[d].real for d in spec.devices),
+            *(observed.devices[d].real for d in spec.devices), kind=Kind.LVM,
         )  # fmt: skip
         if thick:
-            grow_fs = plan_lv(b, spec, observed, None, sizing.vg_bytes)
+            grow_fs = rt.plan_lv(b, spec, observed, None, sizing.vg_bytes)
         else:
             _create_pool(b, spec, sizing)
     else:
         vg = grow_vg(b, spec, vg, lvm, list(observed.devices.values()))
         if thick:
-            grow_fs = plan_lv(b, spec, observed, vg, vg.extent_count * vg.extent_size)
+            grow_fs = rt.plan_lv(b, spec, observed, vg, vg.extent_count * vg.extent_size)
         elif pool is None:
             sizing = size_pool(spec, vg.extent_size, vg.extent_count)
             sizing = _fit_existing(spec, vg, sizing)
-            b.notes.extend(_check_sizing(spec, sizing, f"volume group {spec.vg}"))
+            for note in _check_sizing(spec, sizing, f"volume group {spec.vg}"):
+                b.note(note)
             _create_pool(b, spec, sizing)
         else:
             _converge_pool(b, spec, vg, pool)
             grow_pool(b, spec, vg, pool, lvm)
 
-    plan_runtime(b, spec, observed, desired_files, restart=restart, grow_fs=grow_fs)
+    rt.plan(b, spec, observed, desired_files, restart=restart, grow_fs=grow_fs)
     _record_choices(b, spec, observed)
-    return Plan(tuple(b.steps), tuple(b.notes), tuple(b.facts))
+    return b.build()
 
 
 def _fit_existing(spec: Spec, vg: VG, s: Sizing) -> Sizing:
@@ -354,8 +299,8 @@ def _fit_existing(spec: Spec, vg: VG, s: Sizing) -> Sizing:
     return s
 
 
-def _create_pool(b: _Builder, spec: Spec, s: Sizing) -> None:
-    b.facts.append(
+def _create_pool(b: PlanBuilder, spec: Spec, s: Sizing) -> None:
+    b.fact(
         f"pool {spec.vg}/{spec.pool}: {spec.data_percent}%VG data (~{human(s.data)}), "
         f"{format_size(s.metadata)} metadata"
         + (" (auto)" if spec.metadata_size is None else "")
@@ -370,16 +315,16 @@ def _create_pool(b: _Builder, spec: Spec, s: Sizing) -> None:
         "--zero", "y" if spec.zero else "n",
         "--metadataprofile", spec.profile_name,
         "--addtag", OWNER_TAG,
-        spec.vg,
+        spec.vg, kind=Kind.LVM,
     )  # fmt: skip
     if spec.error_when_full:  # lvcreate --type thin-pool does not take --errorwhenfull
         b.run(
             f"error_when_full: {spec.vg}/{spec.pool} must fail writes when full, not queue",
-            "lvchange", "--errorwhenfull", "y", f"{spec.vg}/{spec.pool}",
+            "lvchange", "--errorwhenfull", "y", f"{spec.vg}/{spec.pool}", kind=Kind.LVM,
         )  # fmt: skip
 
 
-def _converge_pool(b: _Builder, spec: Spec, vg: VG, pool: LV) -> None:
+def _converge_pool(b: PlanBuilder, spec: Spec, vg: VG, pool: LV) -> None:
     ref = f"{spec.vg}/{spec.pool}"
     if not pool.is_thin_pool:
         raise RefusedError(
@@ -393,22 +338,25 @@ def _converge_pool(b: _Builder, spec: Spec, vg: VG, pool: LV) -> None:
             f"set chunk_size: {format_size(pool.chunk_size)}, or recreate the pool",
         )
     if not pool.owned:
-        b.run(f"{ref} lacks the {OWNER_TAG} tag", "lvchange", "--addtag", OWNER_TAG, ref)
+        b.run(f"{ref} lacks the {OWNER_TAG} tag", "lvchange", "--addtag", OWNER_TAG, ref,
+              kind=Kind.LVM)  # fmt: skip
     if not pool.active:
-        b.run(f"{ref} is not active", "lvchange", "--activate", "y", ref)
+        b.run(f"{ref} is not active", "lvchange", "--activate", "y", ref, kind=Kind.LVM)
     if pool.zero != spec.zero:
         b.run(f"{ref} has zeroing {'on' if pool.zero else 'off'}", "lvchange", "--zero",
-              "y" if spec.zero else "n", ref)  # fmt: skip
+              "y" if spec.zero else "n", ref, kind=Kind.LVM)  # fmt: skip
     if pool.profile != spec.profile_name:
         b.run(
             f"{ref} has metadata profile {pool.profile or '(none)'!r}",
-            "lvchange", "--metadataprofile", spec.profile_name, ref,
+            "lvchange", "--metadataprofile", spec.profile_name, ref, kind=Kind.LVM,
         )  # fmt: skip
     if (pool.when_full == "error") != spec.error_when_full:
         b.run(
             f"{ref} {'fails' if pool.when_full == 'error' else 'queues'} writes when full "
             f"(error_when_full is {str(spec.error_when_full).lower()})",
             "lvchange", "--errorwhenfull", "y" if spec.error_when_full else "n", ref,
+            kind=Kind.LVM,
         )  # fmt: skip
     if pool.monitor != "monitored" or not pool.active:
-        b.run(f"{ref} is {pool.monitor or 'not monitored'}", "lvchange", "--monitor", "y", ref)
+        b.run(f"{ref} is {pool.monitor or 'not monitored'}", "lvchange", "--monitor", "y", ref,
+              kind=Kind.LVM)  # fmt: skip

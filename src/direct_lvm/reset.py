@@ -17,23 +17,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import OWNER_TAG, containerd
-from .core import BOOT_CONFIG_FILE, LAST_APPLY, exclusive, execute, profile_path, read_file
-from .errors import ConfigError, RefusedError, VerifyError
+from . import OWNER_TAG, runtimes
+from .core import BOOT_CONFIG_FILE, LAST_APPLY, exclusive, execute, read_file
+from .errors import RefusedError, VerifyError
 from .model import Spec
-from .overlay2 import devno, mount_at, read_mountinfo
-from .plan import DEVICE_RECORD, Action, Plan, Step, device_record
-from .plan_runtime import MOUNT_UNIT, MOUNT_UNIT_PATH, MOUNT_WANTS
+from .plan import DEVICE_RECORD, Plan, Step, device_record
 from .probe import LV, LvmState, parse_wipefs, probe_lvm
-from .render import toml_str
 from .run import run
-from .runtime import BACKUP_PREFIX, DOCKER_DROPIN, DOCKER_ROOT, DOCKER_SOCKET, backups, find_unit
-from .runtimes import Runtime
+from .runtimes._docker import DOCKER_ROOT, backups
+from .runtimes._lvroot import read_mountinfo
+from .runtimes._systemd import find_unit
+from .runtimes.base import ResetState
+from .steps import Kind, run_step, write_step
 
 log = logging.getLogger("direct_lvm")
 
-DOCKER_UNITS = (DOCKER_SOCKET, "docker.service")  # the socket first: it would restart docker
-RESET_SUFFIX = "-reset"  # docker's state on a removed pool: BACKUP_PREFIX<time>-reset
 # Where a container's root filesystem is mounted while it runs (docker's overlay2 and
 # devicemapper drivers, containerd's tasks).
 CONTAINER_MOUNTS = (
@@ -68,7 +66,8 @@ class ResetPlan:
     removed_files: tuple[str, ...]
     pvs: tuple[str, ...]  # devices that are blank afterwards
     moved: tuple[str, ...] = ()  # (destination) the runtime's pool metadata, moved aside
-    config_toml: str | None = None  # containerd's config.toml as it must be afterwards
+    config_toml: str | None = None  # an edited file (containerd's config.toml) afterwards
+    edited: str = ""  # the path of that file
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,14 +82,9 @@ class ResetPlan:
 
 def managed_paths(spec: Spec) -> tuple[str, ...]:
     """Every file direct-lvm may have written for this config (the device record and
-    containerd's config.toml are edited, not simply removed)."""
-    if spec.runtime is Runtime.DOCKER_OVERLAY2:
-        paths: tuple[str, ...] = (DOCKER_DROPIN, MOUNT_UNIT_PATH)
-    elif spec.runtime is Runtime.CONTAINERD_DEVMAPPER:
-        paths = (profile_path(spec), containerd.FRAGMENT, containerd.DROPIN, containerd.CONFIG)
-    else:
-        paths = (profile_path(spec), DOCKER_DROPIN)
-    return (*paths, DEVICE_RECORD, LAST_APPLY)
+    a file the runtime edits, such as containerd's config.toml, are edited, not simply
+    removed)."""
+    return (*runtimes.get(spec.runtime).managed_paths(spec), DEVICE_RECORD, LAST_APPLY)
 
 
 def written_for(text: str | None, spec: Spec) -> bool:
@@ -100,9 +94,7 @@ def written_for(text: str | None, spec: Spec) -> bool:
 
 
 def runtime_units(spec: Spec) -> tuple[str, ...]:
-    if spec.runtime is Runtime.CONTAINERD_DEVMAPPER:
-        return (containerd.CONTAINERD_UNIT,)
-    return DOCKER_UNITS
+    return runtimes.get(spec.runtime).units
 
 
 # ------------------------------------------------------------------ the plan (pure)
@@ -139,34 +131,17 @@ def _lv_steps(spec: Spec, lvm: LvmState, facts: list[str]) -> tuple[list[Step], 
     # thin volumes before the pools that hold them
     for lv in sorted(lvs, key=lambda v: v.is_thin_pool):
         kind = "thin pool" if lv.is_thin_pool else "LV"
-        steps.append(
-            Step(
-                Action.RUN,
-                f"{kind} {lv.vg}/{lv.name} carries the {OWNER_TAG} tag",
-                argv=("lvremove", "--yes", f"{lv.vg}/{lv.name}"),
-            )
-        )
-    steps.append(
-        Step(
-            Action.RUN,
-            f"volume group {spec.vg!r} carries the {OWNER_TAG} tag",
-            argv=("vgremove", "--yes", spec.vg),
-        )
-    )
+        steps.append(run_step(f"{kind} {lv.vg}/{lv.name} carries the {OWNER_TAG} tag",
+                              "lvremove", "--yes", f"{lv.vg}/{lv.name}",
+                              kind=Kind.LVM))  # fmt: skip
+    steps.append(run_step(f"volume group {spec.vg!r} carries the {OWNER_TAG} tag",
+                          "vgremove", "--yes", spec.vg, kind=Kind.LVM))  # fmt: skip
     pvs = tuple(p.name for p in lvm.pvs_of(spec.vg))
     if pvs:
-        steps.append(
-            Step(
-                Action.RUN, f"the physical volumes of {spec.vg!r}", argv=("pvremove", "--yes", *pvs)
-            )
-        )
-        steps.append(
-            Step(
-                Action.RUN,
-                "the disks must be blank, as if new: no signature left",
-                argv=("wipefs", "--all", *pvs),
-            )
-        )
+        steps.append(run_step(f"the physical volumes of {spec.vg!r}", "pvremove", "--yes",
+                              *pvs, kind=Kind.LVM))  # fmt: skip
+        steps.append(run_step("the disks must be blank, as if new: no signature left",
+                              "wipefs", "--all", *pvs, kind=Kind.WIPE))  # fmt: skip
         facts.append(
             f"volume group {spec.vg!r} on {', '.join(pvs)}: "
             + ", ".join(f"{lv.vg}/{lv.name}" for lv in lvs)
@@ -175,60 +150,19 @@ def _lv_steps(spec: Spec, lvm: LvmState, facts: list[str]) -> tuple[list[Step], 
     return steps, pvs
 
 
-def without_import(text: str) -> str | None:
-    """containerd's config.toml with our import taken out; None when direct-lvm wrote the
-    whole file (there was none), so it goes. Raises ConfigError when the entry cannot be
-    taken out without rewriting the rest."""
-    data = containerd._parse(text)
-    imports = data.get("imports") or []
-    if (
-        text.startswith("# Written by direct-lvm: there was no config.toml")
-        and set(data) == {"version", "imports"}
-        and imports == [containerd.FRAGMENT]
-    ):
-        return None
-    rest = [p for p in imports if p != containerd.FRAGMENT]
-    top_end = m.start() if (m := containerd._HEADER.search(text)) else len(text)
-    found = containerd._IMPORTS.search(text, 0, top_end)
-    end = containerd._array_end(text, found.end() - 1) if found is not None else None
-    new: str | None = None
-    if found is not None and end is not None:
-        if rest:
-            line = "imports = [" + ", ".join(toml_str(p) for p in rest) + "]"
-            new = text[: found.start()] + line + text[end:]
-        else:
-            head = text[: found.start()]
-            ours = (
-                f"# imports: direct-lvm added {containerd.FRAGMENT} (its devmapper "
-                "snapshotter config);\n# nothing else in this file was changed\n"
-            )
-            if head.endswith(ours):
-                head = head[: -len(ours)]
-            tail = text[end:]
-            new = head + (tail[1:] if tail.startswith("\n") else tail)
-    want = {k: v for k, v in data.items() if k != "imports"}
-    if rest:
-        want["imports"] = rest
-    if new is None or containerd._parse(new) != want:
-        raise ConfigError(
-            f"cannot take {containerd.FRAGMENT} out of the imports of {containerd.CONFIG} "
-            "without rewriting the rest of it",
-            f"remove {toml_str(containerd.FRAGMENT)} from its imports yourself, then run "
-            "reset again",
-        )
-    return new
-
-
 def _file_steps(
     spec: Spec, observed: ResetObserved, facts: list[str]
-) -> tuple[list[Step], tuple[str, ...], str | None]:
+) -> tuple[list[Step], tuple[str, ...], str | None, str]:
+    rt = runtimes.get(spec.runtime)
     steps: list[Step] = []
     removed: list[str] = []
-    config_toml: str | None = None
+    edited_text: str | None = None
+    edited = ""
     for path in managed_paths(spec):
         text = observed.files.get(path)
         if text is None:
             continue
+        edit = rt.reset_edit(path, text)
         if path == DEVICE_RECORD:
             record = device_record(text)
             rest = {
@@ -239,14 +173,10 @@ def _file_steps(
             if rest == record and record:
                 continue
             if rest:
-                steps.append(
-                    Step(
-                        Action.WRITE,
-                        f"the device record keeps other VGs' devices only ({spec.vg!r}'s go)",
-                        path=path,
-                        content=json.dumps(rest, indent=2, sort_keys=True) + "\n",
-                    )
-                )
+                steps.append(write_step(
+                    f"the device record keeps other VGs' devices only ({spec.vg!r}'s go)",
+                    path, json.dumps(rest, indent=2, sort_keys=True) + "\n",
+                ))  # fmt: skip
                 continue
         elif path == LAST_APPLY:
             try:
@@ -255,31 +185,20 @@ def _file_steps(
                 continue
             if not isinstance(last, dict) or last.get("ref") != spec.ref:
                 continue
-        elif path == containerd.CONFIG:
-            if containerd.FRAGMENT not in text:
+        elif edit is not None:  # a file the runtime edits (containerd's config.toml)
+            if edit.keep:
                 continue
-            config_toml = without_import(text)
-            if config_toml is not None:
-                steps.append(
-                    Step(
-                        Action.WRITE,
-                        f"{path}: only direct-lvm's import of "
-                        f"{containerd.FRAGMENT} goes; the rest is kept",
-                        path=path,
-                        content=config_toml,
-                    )
-                )
+            edited_text, edited = edit.content, path
+            if edit.content is not None:
+                steps.append(write_step(edit.reason, path, edit.content))
                 continue
         elif not written_for(text, spec):
             facts.append(f"{path} was not written by direct-lvm for {spec.ref}; left as it is")
             continue
-        steps.append(
-            Step(
-                Action.RUN, f"direct-lvm wrote {path} for {spec.ref}", argv=("rm", "-f", "--", path)
-            )
-        )
+        steps.append(run_step(f"direct-lvm wrote {path} for {spec.ref}", "rm", "-f", "--", path,
+                              kind=Kind.REMOVE))  # fmt: skip
         removed.append(path)
-    return steps, tuple(removed), config_toml
+    return steps, tuple(removed), edited_text, edited
 
 
 def plan_reset(
@@ -308,68 +227,37 @@ def plan_reset(
             )
         else:
             notes.append(f"containers exist ({shown}): reset --yes refuses; {fix}")
-    file_steps, removed, config_toml = _file_steps(spec, observed, facts)
+    rt = runtimes.get(spec.runtime)
+    file_steps, removed, config_toml, edited = _file_steps(spec, observed, facts)
 
     steps: list[Step] = []
     stopped = tuple(u for u in runtime_units(spec) if u in observed.active_units)
     if stopped:
-        steps.append(
-            Step(
-                Action.RUN,
-                "the runtime must stop before its storage goes (it is left stopped)",
-                argv=("systemctl", "stop", *stopped),
-            )
-        )
-    if spec.runtime is Runtime.DOCKER_OVERLAY2:
-        if observed.docker_root_ours:
-            steps.append(
-                Step(
-                    Action.RUN,
-                    f"{DOCKER_ROOT} is {spec.lv_path}: unmount it",
-                    argv=("systemctl", "stop", MOUNT_UNIT),
-                )
-            )
-        if observed.mount_enabled:
-            steps.append(
-                Step(
-                    Action.RUN,
-                    f"{MOUNT_UNIT} must not mount it at boot",
-                    argv=("systemctl", "disable", MOUNT_UNIT),
-                )
-            )
+        steps.append(run_step("the runtime must stop before its storage goes (it is left "
+                              "stopped)", "systemctl", "stop", *stopped,
+                              kind=Kind.STOP))  # fmt: skip
+    steps += rt.reset_unmount(spec, ResetState(root_ours=observed.docker_root_ours,
+                                               mount_enabled=observed.mount_enabled))  # fmt: skip
     moved: tuple[str, ...] = ()
     if observed.pool_state and lv_steps:
-        dest = (
-            f"{BACKUP_PREFIX}{observed.timestamp}{RESET_SUFFIX}"
-            if observed.pool_state == DOCKER_ROOT
-            else f"{observed.pool_state}.direct-lvm{RESET_SUFFIX}-{observed.timestamp}"
-        )
-        steps.append(
-            Step(
-                Action.RUN,
-                f"{observed.pool_state} describes the devices in {spec.ref}, which goes; moved "
-                "aside (kept, never deleted) so the runtime starts clean",
-                argv=("mv", "--no-target-directory", observed.pool_state, dest),
-            )
-        )
+        dest = rt.reset_backup(observed.pool_state, observed.timestamp)
+        steps.append(run_step(
+            f"{observed.pool_state} describes the devices in {spec.ref}, which goes; moved "
+            "aside (kept, never deleted) so the runtime starts clean",
+            "mv", "--no-target-directory", observed.pool_state, dest, kind=Kind.MOVE_ASIDE,
+        ))  # fmt: skip
         moved = (dest,)
     if observed.snap_devices and lv_steps:
-        steps.append(Step(
-            Action.RUN,
+        steps.append(run_step(
             "containerd leaves its snapshot devices active on the pool; lvremove needs "
             "them gone (their data goes with the pool)",
-            argv=("dmsetup", "remove", "--retry", *observed.snap_devices),
+            "dmsetup", "remove", "--retry", *observed.snap_devices, kind=Kind.LVM,
         ))  # fmt: skip
     steps += lv_steps
     steps += file_steps
     if any(p.startswith("/etc/systemd/") for p in removed):
-        steps.append(
-            Step(
-                Action.RUN,
-                "systemd must forget the removed units and drop-ins",
-                argv=("systemctl", "daemon-reload"),
-            )
-        )
+        steps.append(run_step("systemd must forget the removed units and drop-ins",
+                              "systemctl", "daemon-reload", kind=Kind.RELOAD))  # fmt: skip
     if observed.boot_config and steps:
         facts.append(
             f"{BOOT_CONFIG_FILE} exists: cloud-init applies it again at the next boot; "
@@ -386,6 +274,7 @@ def plan_reset(
         pvs,
         moved,
         config_toml,
+        edited,
     )
 
 
@@ -407,75 +296,24 @@ def container_mounts(mountinfo: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def snap_devices(dmsetup_table: str, pool_dm_name: str) -> tuple[str, ...]:
-    """containerd's devmapper snapshotter names its thin devices <pool_name>-snap-<id>
-    (`dmsetup table` lines: "name: start length thin pool-dev id")."""
-    out = []
-    for line in dmsetup_table.splitlines():
-        name, _, table = line.partition(": ")
-        if name.startswith(f"{pool_dm_name}-snap-") and table.split()[2:3] == ["thin"]:
-            out.append(name)
-    return tuple(sorted(set(out)))
-
-
-def _docker_containers(active: bool) -> tuple[str, ...]:
-    """docker ps -aq when dockerd runs (never socket-activate it); else what
-    /var/lib/docker/containers holds."""
-    if active:
-        r = run(["docker", "ps", "-aq", "--no-trunc"], check=False)
-        if r.returncode == 0:
-            return tuple(r.stdout.split())
-    try:
-        return tuple(sorted(os.listdir(f"{DOCKER_ROOT}/containers")))
-    except OSError:
-        return ()
-
-
-def _containerd_containers() -> tuple[str, ...]:
-    """Containers in every containerd namespace but docker's own (moby: docker's storage,
-    not the pool)."""
-    r = run(["ctr", "namespaces", "ls", "-q"], check=False)
-    out: list[str] = []
-    for ns in r.stdout.split() if r.returncode == 0 else ["k8s.io", "default"]:
-        if ns == "moby":
-            continue
-        c = run(["ctr", "-n", ns, "containers", "ls", "-q"], check=False)
-        out += [f"{ns}/{cid}" for cid in c.stdout.split()] if c.returncode == 0 else []
-    return tuple(out)
-
-
 def observe(spec: Spec) -> ResetObserved:
     lvm = probe_lvm()
-    units = runtime_units(spec)
+    rt = runtimes.get(spec.runtime)
+    units = rt.units
     installed = any(find_unit(u) for u in units)
     active = _active(units) if installed else ()
     mountinfo = read_mountinfo()
-    ours = False
-    pool_state = ""
-    snaps: tuple[str, ...] = ()
-    if spec.runtime is Runtime.CONTAINERD_DEVMAPPER:
-        containers = _containerd_containers() if active else ()
-        table = run(["dmsetup", "table"], check=False).stdout
-        snaps = snap_devices(table, spec.pool_dm_name)
-        if os.path.isdir(spec.containerd.root_path):
-            pool_state = spec.containerd.root_path
-    else:
-        containers = _docker_containers("docker.service" in active)
-        if spec.runtime is Runtime.DOCKER_OVERLAY2:
-            m = mount_at(mountinfo, DOCKER_ROOT)
-            ours = m is not None and m.devno == devno(spec.lv_path)
-        elif os.path.isdir(f"{DOCKER_ROOT}/devicemapper"):
-            pool_state = DOCKER_ROOT
+    state = rt.reset_probe(spec, active, mountinfo)
     return ResetObserved(
         lvm=lvm,
         files={p: read_file(p) for p in managed_paths(spec)},
         active_units=active,
-        containers=containers,
+        containers=state.containers,
         container_mounts=container_mounts(mountinfo),
-        snap_devices=snaps,
-        docker_root_ours=ours,
-        mount_enabled=os.path.lexists(MOUNT_WANTS),
-        pool_state=pool_state,
+        snap_devices=state.snap_devices,
+        docker_root_ours=state.root_ours,
+        mount_enabled=state.mount_enabled,
+        pool_state=state.pool_state,
         backups=tuple(backups()),
         timestamp=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
         boot_config=os.path.exists(BOOT_CONFIG_FILE),
@@ -514,8 +352,8 @@ def verify(spec: Spec, rp: ResetPlan) -> tuple[str, ...]:
             problems.append(f"{path} still exists")
         else:
             checks.append(f"{path}: gone")
-    if rp.config_toml is not None and read_file(containerd.CONFIG) != rp.config_toml:
-        problems.append(f"{containerd.CONFIG} is not what reset wrote")
+    if rp.config_toml is not None and read_file(rp.edited) != rp.config_toml:
+        problems.append(f"{rp.edited} is not what reset wrote")
     for dest in rp.moved:
         if not os.path.isdir(dest):
             problems.append(f"{dest} is missing")

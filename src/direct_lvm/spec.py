@@ -14,11 +14,12 @@ from typing import Any
 
 from yaml.nodes import Node
 
+from . import runtimes
 from .configfile import child, load_yaml, position, read_config
 from .devices import SELECTOR_KEYS as DEVICE_SELECTOR_KEYS
 from .devices import Selector
 from .errors import ConfigError
-from .model import Autoextend, Containerd, Overlay2
+from .model import Autoextend
 from .model import Spec as Spec
 from .runtimes import Runtime as Runtime
 from .schemacheck import SchemaError, Validator
@@ -106,7 +107,10 @@ class Problem:
 
 
 def _is_lvm_name(path: list[str | int]) -> bool:
-    return path in (["vg"], ["pool"], ["overlay2", "lv"])
+    """The VG, the pool, or a runtime section's LV."""
+    return path in (["vg"], ["pool"]) or (
+        len(path) == 2 and path[0] in runtimes.section_owners() and path[1] == "lv"
+    )
 
 
 def _describe(error: SchemaError, data: Any = None) -> list[Problem]:
@@ -357,16 +361,14 @@ TYPE_WORDS = {
 SIZE_HINT = "sizes are like 512K, 64M, 1G (K/M/G/T, powers of 1024)"
 
 
-def _check_names(d: dict[str, Any], data: dict[str, Any]) -> None:
+def _check_names(d: dict[str, Any], data: dict[str, Any], lv_path: list[str | int]) -> None:
     """lvm2's naming rules (units.lvm_name_problem) for the VG and every LV name, and the
-    length of the device-mapper names they make."""
-    names: list[tuple[list[str | int], str, bool]] = [(["vg"], d["vg"], False)]
-    if d["runtime"] == Runtime.DOCKER_OVERLAY2:
-        lv_path: list[str | int] = ["overlay2", "lv"]
-        names.append((lv_path, d["overlay2"]["lv"], True))
-    else:
-        lv_path = ["pool"]
-        names.append((lv_path, d["pool"], True))
+    length of the device-mapper names they make. `lv_path`: where the config names the
+    runtime's LV (the pool, or its section's lv)."""
+    names: list[tuple[list[str | int], str, bool]] = [
+        (["vg"], d["vg"], False),
+        (lv_path, _at_path(d, lv_path), True),
+    ]
     for path, name, is_lv in names:
         problem = lvm_name_problem(name, lv=is_lv)
         if problem:
@@ -402,9 +404,11 @@ def from_mapping(data: dict[str, Any]) -> Spec:
     if problems:
         raise _config_error(problems)
     d = _fill_defaults(schema(), data)
-    _check_names(d, data)
-    if d["runtime"] == Runtime.DOCKER_OVERLAY2 and "data_percent" not in data:
-        d["data_percent"] = 100  # one LV, no pool to autoextend: the whole VG
+    rt = runtimes.get(d["runtime"])
+    lv_path: list[str | int] = list(rt.lv_field())
+    _check_names(d, data, lv_path)
+    if rt.default_data_percent is not None and "data_percent" not in data:
+        d["data_percent"] = rt.default_data_percent
     chunk = parse_size(d["chunk_size"])
     problem = chunk_size_problem(chunk)
     if problem:
@@ -449,23 +453,14 @@ def from_mapping(data: dict[str, Any]) -> Spec:
                 f"write it as {norm!r}",
             )
         labels.append(dev)
-    for section, owner in (("containerd", Runtime.CONTAINERD_DEVMAPPER),
-                           ("overlay2", Runtime.DOCKER_OVERLAY2)):  # fmt: skip
+    for section, owner in runtimes.section_owners().items():
         if section in data and d["runtime"] != owner:
             raise ConfigError(
                 f"{CONFIG_KEY}.{section}: set, but runtime is {d['runtime']}; "
                 f"it applies to runtime {owner} only",
                 f"remove {section}, or set runtime: {owner}",
             )
-    root = d["containerd"]["root_path"]
-    if posixpath.normpath(root) != root or root == "/":
-        raise ConfigError(
-            f"{CONFIG_KEY}.containerd.root_path: {root!r} is not a normalized directory path",
-            f"write it as {posixpath.normpath(root)!r} (and not /)",
-        )
     ae = d["autoextend"]
-    ct, o2 = d["containerd"], d["overlay2"]
-    size = o2.get("container_size")
     return Spec(
         runtime=Runtime(d["runtime"]),
         devices=tuple(labels),
@@ -480,15 +475,8 @@ def from_mapping(data: dict[str, Any]) -> Spec:
         wait_timeout=float(d["wait_timeout"]),
         error_when_full=d["error_when_full"],
         selectors=tuple(selectors),
-        containerd=Containerd(
-            root_path=ct["root_path"],
-            base_image_size=parse_size(ct["base_image_size"]),
-            async_remove=ct["async_remove"],
-            discard_blocks=ct["discard_blocks"],
-            fs_type=ct["fs_type"],
-            fs_options=ct["fs_options"],
-        ),
-        overlay2=Overlay2(lv=o2["lv"], container_size=parse_size(size) if size else None),
+        lv=_at_path(d, lv_path),
+        options=rt.parse_section(d[rt.section]) if rt.section else None,
     )
 
 
@@ -534,25 +522,5 @@ def to_mapping(spec: Spec) -> dict[str, Any]:
         "wipe_signatures": spec.wipe_signatures,
         "wait_timeout": spec.wait_timeout,
         "error_when_full": spec.error_when_full,
-        **_runtime_mapping(spec),
+        **runtimes.get(spec.runtime).section_mapping(spec),
     }
-
-
-def _runtime_mapping(spec: Spec) -> dict[str, Any]:
-    """The runtime's own section, for the runtime that has one."""
-    if spec.runtime is Runtime.CONTAINERD_DEVMAPPER:
-        c = spec.containerd
-        return {"containerd": {
-            "root_path": c.root_path,
-            "base_image_size": format_size(c.base_image_size),
-            "async_remove": c.async_remove,
-            "discard_blocks": c.discard_blocks,
-            "fs_type": c.fs_type,
-            "fs_options": c.fs_options,
-        }}  # fmt: skip
-    if spec.runtime is Runtime.DOCKER_OVERLAY2:
-        o: dict[str, Any] = {"lv": spec.overlay2.lv}
-        if spec.overlay2.container_size is not None:
-            o["container_size"] = format_size(spec.overlay2.container_size)
-        return {"overlay2": o}
-    return {}

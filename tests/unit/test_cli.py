@@ -9,7 +9,8 @@ import pytest
 
 from direct_lvm import cli, core, report
 from direct_lvm.errors import CommandError
-from direct_lvm.plan import Action, Plan, Step
+from direct_lvm.plan import Plan, Step
+from direct_lvm.steps import Kind
 
 CONFIG = "devices: [/dev/vdb]\n"
 ENGINE = ("jinja2", "jsonschema", "yaml", "direct_lvm.core", "direct_lvm.spec",
@@ -164,8 +165,8 @@ def _plan(steps=()):
     return Plan(tuple(steps), notes=("a note",), facts=("a fact",))
 
 
-RUN = Step(Action.RUN, "make the VG", argv=("vgcreate", "docker", "/dev/vdb"))
-WRITE = Step(Action.WRITE, "the profile", path="/etc/lvm/profile/x.profile", content="a\n")
+RUN = Step(Kind.LVM, "make the VG", argv=("vgcreate", "docker", "/dev/vdb"))
+WRITE = Step(Kind.FILE, "the profile", path="/etc/lvm/profile/x.profile", content="a\n")
 
 
 @pytest.mark.parametrize(("steps", "code"), [((), 0), ((RUN,), cli.EXIT_CHANGES_PENDING)])

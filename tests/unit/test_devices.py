@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from obs import make_observed
 
 from direct_lvm import OWNER_TAG, core, spec
 from direct_lvm.devices import Choice, Selector, natural_key, select
 from direct_lvm.errors import ConfigError
-from direct_lvm.plan import DEVICE_RECORD, Action, Observed, plan
+from direct_lvm.plan import DEVICE_RECORD, Action, plan
 from direct_lvm.probe import LV, PV, VG, LvmState, parse_lsblk
 
 DATA = Path(__file__).parent / "data"
@@ -190,7 +191,7 @@ def test_plan_says_which_device_a_selector_chose_and_records_it(blank_disk):
     s = spec.from_mapping({"devices": [{"first_empty": True}]})
     why = "the first empty whole disk in name order; skipped /dev/vdb has a ext4 signature"
     choice = Choice("first_empty", "/dev/vdc", why, False, "dl-blank", "", 4 * G)
-    obs = Observed(LvmState(), {"first_empty": blank_disk(path="first_empty", real="/dev/vdc",
+    obs = make_observed(LvmState(), {"first_empty": blank_disk(path="first_empty", real="/dev/vdc",
                                                           serial="dl-blank")},
                    resolved={"first_empty": "/dev/vdc"}, choices=(choice,))  # fmt: skip
     p = plan(s, obs, core.desired_files(s, None))
@@ -206,7 +207,7 @@ def test_plan_says_which_device_a_selector_chose_and_records_it(blank_disk):
                                 "serial": "dl-blank", "wwn": "", "size": 4 * G}}  # fmt: skip
     # once recorded (and the pool made), the same choice plans nothing
     ours = Choice("first_empty", "/dev/vdb", "already a PV of VG docker", True, "x", "", 4 * G)
-    obs2 = Observed(_converged(s), {}, {p: c for p, c in core.desired_files(s, None).items()},
+    obs2 = make_observed(_converged(s), {}, {p: c for p, c in core.desired_files(s, None).items()},
                     resolved={"first_empty": "/dev/vdb"}, choices=(ours,),
                     device_record=json.dumps({"/dev/vdb": {"vg": "docker",
                                                            "entry": "first_empty"}}))  # fmt: skip

@@ -3,11 +3,12 @@
 import dataclasses
 
 import pytest
+from obs import make_observed
 from test_plan import EXT, GIB, converged_lvm, core_files, docker, mkspec
 
 from direct_lvm import core
-from direct_lvm.errors import RefusedError
-from direct_lvm.plan import Observed, plan
+from direct_lvm.errors import RefusedError, VerifyError
+from direct_lvm.plan import plan
 from direct_lvm.probe import LV, PV, LvmState
 
 
@@ -25,7 +26,7 @@ def grown(s, *, dev_size=None, pool_size=None, meta=None, **vgkw):
 
 def observe(s, lvm, devices=None):
     files = core_files(s)
-    return Observed(lvm, devices or {}, dict(files),
+    return make_observed(lvm, devices or {}, dict(files),
                     docker(True, [f"--storage-opt=dm.thinpooldev={s.pool_path}"]),
                     resolved={d: d for d in s.devices}), files  # fmt: skip
 
@@ -159,8 +160,8 @@ def test_error_when_full_on_create_and_converged_in_place(blank_disk):
 def test_verify_checks_when_full():
     s = mkspec(error_when_full=True)
     lvm = grown(s)
-    with pytest.raises(core.VerifyError, match="when full: 'queue', expected 'error'"):
-        core.verify(s, lvm, docker_checked=False)
+    with pytest.raises(VerifyError, match="when full: 'queue', expected 'error'"):
+        core.verify(s, lvm, restarted=False)
 
 
 # ------------------------------------------------------------------ status warnings
@@ -221,7 +222,7 @@ def test_drop_in_written_but_not_reloaded_gets_the_reload_before_the_restart():
     s = mkspec()
     files = core_files(s)
     stale = dataclasses.replace(docker(), need_reload=True)
-    obs = Observed(grown(s), {}, dict(files), stale, resolved={"/dev/vdb": "/dev/vdb"})
+    obs = make_observed(grown(s), {}, dict(files), stale, resolved={"/dev/vdb": "/dev/vdb"})
     assert argvs(plan(s, obs, files)) == [
         ("systemctl", "daemon-reload"),
         ("systemctl", "restart", "docker.service"),
@@ -229,7 +230,7 @@ def test_drop_in_written_but_not_reloaded_gets_the_reload_before_the_restart():
 
 
 def test_a_drop_in_systemd_has_not_loaded_is_stale():
-    from direct_lvm.runtime import dropins_stale
+    from direct_lvm.runtimes._systemd import dropins_stale
 
     ours = "/etc/systemd/system/docker.service.d/direct-lvm.conf"
     vendor = "/usr/lib/systemd/system/docker.service.d/x.conf"

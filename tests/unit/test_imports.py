@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 from direct_lvm import core, render, spec
-from direct_lvm.runtime import ServiceState
+from direct_lvm.observed import RuntimeState
+from direct_lvm.runtimes._systemd import ServiceState
 
 ROOT = Path(__file__).resolve().parents[2]
 EXEC = "/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock"
@@ -46,11 +47,12 @@ import cc_direct_lvm
 import direct_lvm.bootpath
 import direct_lvm.cli
 from direct_lvm import core, render, spec
-from direct_lvm.runtime import ServiceState
+from direct_lvm.observed import RuntimeState
+from direct_lvm.runtimes._systemd import ServiceState
 s = spec.load_file({config!r})
 render.remember({record!r})
 docker = ServiceState("docker.service", True, (20, 10), exec_start={exec_start!r})
-files = core.desired_files(s, docker)
+files = core.desired_files(s, RuntimeState(service=docker))
 print(json.dumps({{"files": files, "modules": sorted(sys.modules)}}))
 """
 
@@ -61,7 +63,7 @@ def test_a_converged_run_imports_no_jinja2_jsonschema_or_tomlkit(own_python, tmp
     record = str(tmp_path / "rendered.json")
     render.remember(record)  # the run that converged: it rendered and kept the record
     docker = ServiceState("docker.service", True, (20, 10), exec_start=EXEC)
-    expected = core.desired_files(spec.load_file(config), docker)
+    expected = core.desired_files(spec.load_file(config), RuntimeState(service=docker))
     out = own_python(
         CONVERGED.format(
             module_dir=str(ROOT / "cloudinit_module"),

@@ -1,10 +1,12 @@
 import pytest
+from obs import check_runtime, make_observed, state
 
 from direct_lvm import OWNER_TAG, core, spec
 from direct_lvm.errors import ConfigError, RefusedError
-from direct_lvm.plan import Action, Observed, plan
+from direct_lvm.plan import Action, plan
 from direct_lvm.probe import LV, PV, VG, LvmState
-from direct_lvm.runtime import DOCKER_DROPIN, RestartMode, ServiceState
+from direct_lvm.runtimes._docker import DOCKER_DROPIN
+from direct_lvm.runtimes._systemd import RestartMode, ServiceState
 
 GIB = 1 << 30
 EXT = 4 << 20  # lvm2's default extent
@@ -22,7 +24,7 @@ def docker(active=False, cmdline=()):
 
 
 def blank_observed(s, blank_disk, size=4 * GIB, **devkw):
-    return Observed(
+    return make_observed(
         lvm=LvmState(), devices={"/dev/vdb": blank_disk(size=size, **devkw)},
         files={}, docker=docker(),
     )  # fmt: skip
@@ -44,7 +46,7 @@ def converged_files(s):
 
 
 def core_files(s):
-    return core.desired_files(s, docker())
+    return core.desired_files(s, state(docker()))
 
 
 def test_blank_disk_plan_creates_everything_in_order(blank_disk):
@@ -74,7 +76,7 @@ def test_blank_disk_plan_creates_everything_in_order(blank_disk):
 def test_converged_system_plans_nothing():
     s = mkspec()
     files = core_files(s)
-    obs = Observed(
+    obs = make_observed(
         converged_lvm(s),
         {},
         dict(files),
@@ -86,7 +88,7 @@ def test_converged_system_plans_nothing():
 def test_converged_pool_but_docker_running_elsewhere_restarts_only_docker():
     s = mkspec()
     files = core_files(s)
-    obs = Observed(converged_lvm(s), {}, dict(files), docker(True, ["dockerd"]))
+    obs = make_observed(converged_lvm(s), {}, dict(files), docker(True, ["dockerd"]))
     p = plan(s, obs, files)
     assert [st.argv for st in p.steps] == [("systemctl", "restart", "docker.service")]
     assert plan(s, obs, files, restart=RestartMode.NEVER).empty
@@ -104,7 +106,7 @@ def test_converged_pool_but_docker_running_elsewhere_restarts_only_docker():
 def test_drift_on_existing_pool_is_repaired_in_place(lvm_kw, expect):
     s = mkspec()
     files = core_files(s)
-    obs = Observed(
+    obs = make_observed(
         converged_lvm(s, **lvm_kw),
         {},
         dict(files),
@@ -118,7 +120,7 @@ def test_drift_on_existing_pool_is_repaired_in_place(lvm_kw, expect):
 def test_changed_autoextend_rewrites_only_the_profile():
     s = mkspec(autoextend={"threshold": 70, "percent": 10})
     old = core_files(mkspec())
-    obs = Observed(
+    obs = make_observed(
         converged_lvm(s),
         {},
         dict(old),
@@ -131,14 +133,14 @@ def test_changed_autoextend_rewrites_only_the_profile():
 
 def test_chunk_size_change_is_refused():
     s = mkspec(chunk_size="64K")
-    obs = Observed(converged_lvm(s, chunk=512 * 1024), {}, {}, docker())
+    obs = make_observed(converged_lvm(s, chunk=512 * 1024), {}, {}, docker())
     with pytest.raises(ConfigError, match="chunk size 512K, the config says 64K"):
         plan(s, obs, core_files(s))
 
 
 def test_vg_not_ours_is_refused():
     s = mkspec()
-    obs = Observed(converged_lvm(s, tags=False), {}, {}, docker())
+    obs = make_observed(converged_lvm(s, tags=False), {}, {}, docker())
     with pytest.raises(RefusedError, match="not created by direct-lvm") as e:
         plan(s, obs, core_files(s))
     assert "vgchange --addtag direct_lvm docker" in str(e.value)
@@ -201,7 +203,7 @@ def test_unsafe_devices_are_refused(case, blank_disk):
 def test_foreign_vg_member_is_refused_even_with_wipe(blank_disk):
     s = mkspec(wipe_signatures=True)
     lvm = LvmState(pvs=(PV("/dev/vdb", "u", "data", 4 * GIB, 4 * GIB),))
-    obs = Observed(lvm, {"/dev/vdb": blank_disk(signatures=("LVM2_member",))}, {}, docker())
+    obs = make_observed(lvm, {"/dev/vdb": blank_disk(signatures=("LVM2_member",))}, {}, docker())
     with pytest.raises(RefusedError, match="volume group 'data'"):
         plan(s, obs, core_files(s))
 
@@ -216,7 +218,7 @@ def test_wipe_signatures_adds_a_wipefs_step_first(blank_disk):
 def test_by_id_link_is_used_through_its_resolved_node(blank_disk):
     s = spec.from_mapping({"devices": ["/dev/disk/by-id/virtio-data1"]})
     dev = blank_disk(path="/dev/disk/by-id/virtio-data1", real="/dev/vdc")
-    obs = Observed(LvmState(), {s.devices[0]: dev}, {}, docker())
+    obs = make_observed(LvmState(), {s.devices[0]: dev}, {}, docker())
     p = plan(s, obs, core_files(s))
     assert p.steps[1].argv[-1] == "/dev/vdc"
     assert "device /dev/disk/by-id/virtio-data1 -> /dev/vdc" in p.facts[0]
@@ -229,7 +231,7 @@ def test_vg_left_without_pool_gets_the_pool(blank_disk):
     empty_vg = VG(vg.name, vg.uuid, vg.size, vg.size, vg.extent_size, vg.extent_count,
                   vg.extent_count, vg.tags)  # fmt: skip
     lvm = LvmState(lvm.pvs, (empty_vg,), ())
-    obs = Observed(lvm, {}, dict(core_files(s)), docker())
+    obs = make_observed(lvm, {}, dict(core_files(s)), docker())
     p = plan(s, obs, core_files(s))
     assert [st.argv[0] for st in p.steps] == ["lvcreate", "systemctl"]
 
@@ -246,10 +248,10 @@ def test_version_gate_refuses_docker_25_before_touching_disks():
     s = mkspec()
     new = ServiceState("docker.service", True, (26, 1), "Docker version 26.1.5", False, (), EXEC)
     with pytest.raises(ConfigError, match="26.1.5.*removed in Docker 25.0") as e:
-        core.check_runtime(s, new)
+        check_runtime(s, new)
     assert "docker-overlay2" in str(e.value)
     with pytest.raises(ConfigError, match="dockerd is not installed"):
-        core.check_runtime(s, ServiceState("docker.service", False))
+        check_runtime(s, ServiceState("docker.service", False))
 
 
 def test_boot_mode_never_starts_docker(blank_disk):
@@ -262,7 +264,7 @@ def test_boot_mode_never_starts_docker(blank_disk):
 
 def test_takeover_stops_docker_and_moves_old_storage_aside(blank_disk):
     s = mkspec()
-    obs = Observed(
+    obs = make_observed(
         LvmState(), {"/dev/vdb": blank_disk()}, {}, docker(True, ["dockerd"]),
         docker_foreign=("/var/lib/docker/overlay2",), timestamp="20261127T120000Z",
     )  # fmt: skip
@@ -280,7 +282,7 @@ def test_takeover_stops_docker_and_moves_old_storage_aside(blank_disk):
 
 def test_takeover_at_boot_with_docker_not_running_only_moves(blank_disk):
     s = mkspec()
-    obs = Observed(LvmState(), {"/dev/vdb": blank_disk()}, {}, docker(),
+    obs = make_observed(LvmState(), {"/dev/vdb": blank_disk()}, {}, docker(),
                    docker_foreign=("/var/lib/docker/devicemapper/devicemapper/data",))  # fmt: skip
     p = plan(s, obs, core_files(s), restart=RestartMode.BOOT)
     assert [st.argv[0] for st in p.steps if st.action is Action.RUN] == [
@@ -295,7 +297,7 @@ def test_takeover_at_boot_with_docker_not_running_only_moves(blank_disk):
 )  # fmt: skip
 def test_daemon_json_conflicts_are_refused(text, needle, blank_disk):
     s = mkspec()
-    obs = Observed(LvmState(), {"/dev/vdb": blank_disk()}, {}, docker(), daemon_json=text)
+    obs = make_observed(LvmState(), {"/dev/vdb": blank_disk()}, {}, docker(), daemon_json=text)
     with pytest.raises(ConfigError, match=needle) as e:
         plan(s, obs, core_files(s))
     assert "/etc/docker/daemon.json" in str(e.value) and "fix:" in str(e.value)
@@ -303,7 +305,7 @@ def test_daemon_json_conflicts_are_refused(text, needle, blank_disk):
 
 def test_daemon_json_without_storage_keys_is_fine(blank_disk):
     s = mkspec()
-    obs = Observed(LvmState(), {"/dev/vdb": blank_disk()}, {}, docker(),
+    obs = make_observed(LvmState(), {"/dev/vdb": blank_disk()}, {}, docker(),
                    daemon_json='{"log-driver": "journald"}')  # fmt: skip
     assert not plan(s, obs, core_files(s)).empty
 
@@ -312,7 +314,7 @@ def test_converged_by_id_config_is_quiet_about_its_own_pv():
     """A config naming its disk by /dev/disk/by-id sees the PV as /dev/vdb: same disk."""
     s = spec.from_mapping({"devices": ["/dev/disk/by-id/virtio-dl-data1"]})
     files = core_files(s)
-    obs = Observed(converged_lvm(s), {}, dict(files),
+    obs = make_observed(converged_lvm(s), {}, dict(files),
                    docker(True, [f"--storage-opt=dm.thinpooldev={s.pool_path}"]),
                    resolved={"/dev/disk/by-id/virtio-dl-data1": "/dev/vdb"})  # fmt: skip
     p = plan(s, obs, files)
@@ -322,7 +324,7 @@ def test_converged_by_id_config_is_quiet_about_its_own_pv():
 def test_pv_not_in_config_is_a_fact_not_a_warning():
     s = mkspec(devices=["/dev/vdc"])
     files = core_files(s)
-    obs = Observed(converged_lvm(s), {}, dict(files),
+    obs = make_observed(converged_lvm(s), {}, dict(files),
                    docker(True, [f"--storage-opt=dm.thinpooldev={s.pool_path}"]),
                    resolved={"/dev/vdc": "/dev/vdc"})  # fmt: skip
     p = plan(s, obs, files)

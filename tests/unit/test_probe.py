@@ -28,7 +28,7 @@ def test_fullreport_after_apply():
 
 def test_status_from_real_report(monkeypatch):
     lvm = parse_fullreport((DATA / "fullreport-bookworm.json").read_text())
-    monkeypatch.setattr(core, "_profile_policy", lambda name: (80, 20))
+    monkeypatch.setattr(core, "profile_policy", lambda name: (80, 20))
     (entry,) = core.status(lvm)
     assert entry["dm_path"] == "/dev/mapper/docker-thinpool"
     # 804 MiB free, pool 3272 MiB: one 20% step (656 MiB) fits, a second (788 MiB) does not

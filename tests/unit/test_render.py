@@ -1,9 +1,11 @@
 import jinja2
 import pytest
+from obs import state
 
 from direct_lvm import core, render, spec
 from direct_lvm.render import lvm_int, lvm_str, systemd_arg, systemd_verbatim, yaml_value
-from direct_lvm.runtime import ServiceState
+from direct_lvm.runtimes._docker import strip_storage_flags
+from direct_lvm.runtimes._systemd import ServiceState
 
 EXEC = "/usr/sbin/dockerd -H fd:// $DOCKER_OPTS"
 
@@ -11,7 +13,7 @@ EXEC = "/usr/sbin/dockerd -H fd:// $DOCKER_OPTS"
 def files(**kw):
     s = spec.from_mapping({"devices": ["/dev/vdb"], **kw})
     d = ServiceState("docker.service", True, (20, 10), "", False, (), EXEC)
-    return s, core.desired_files(s, d)
+    return s, core.desired_files(s, state(d))
 
 
 def test_profile_matches_the_hand_procedure():
@@ -39,7 +41,7 @@ def test_dropin_resets_and_extends_the_vendor_execstart():
 
 def test_vendor_storage_flags_are_replaced_not_duplicated():
     assert (
-        core._strip_storage_flags(
+        strip_storage_flags(
             "/usr/bin/dockerd -H fd:// --storage-driver overlay2 --storage-opt=a=b --x"
         )
         == "/usr/bin/dockerd -H fd:// --x"

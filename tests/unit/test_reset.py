@@ -5,14 +5,17 @@ import json
 from pathlib import Path
 
 import pytest
+from obs import state
 
-from direct_lvm import OWNER_TAG, cli, containerd, core, reset, spec
+from direct_lvm import OWNER_TAG, cli, core, reset, spec
 from direct_lvm._compat import toml_loads
 from direct_lvm.errors import ConfigError, RefusedError
 from direct_lvm.plan import DEVICE_RECORD, Action
-from direct_lvm.plan_runtime import MOUNT_UNIT, MOUNT_UNIT_PATH
 from direct_lvm.probe import LV, PV, VG, LvmState
-from direct_lvm.runtime import DOCKER_DROPIN, ServiceState
+from direct_lvm.runtimes import containerd_devmapper as containerd
+from direct_lvm.runtimes._docker import DOCKER_DROPIN
+from direct_lvm.runtimes._systemd import ServiceState
+from direct_lvm.runtimes.docker_overlay2 import MOUNT_UNIT, MOUNT_UNIT_PATH
 
 DATA = Path(__file__).parent / "data"
 GIB = 1 << 30
@@ -32,7 +35,7 @@ def lv(vg, name, attr="twi-a-tz--", tags=TAG):
 
 
 def ours_lvm(s, *, vg_tags=TAG, extra=()):
-    name = s.overlay2.lv if s.runtime is spec.Runtime.DOCKER_OVERLAY2 else s.pool
+    name = s.lv if s.runtime is spec.Runtime.DOCKER_OVERLAY2 else s.pool
     attr = "-wi-ao----" if s.runtime is spec.Runtime.DOCKER_OVERLAY2 else "twi-a-tz--"
     return LvmState(
         pvs=(PV("/dev/vdb", "u1", s.vg, 4 * GIB, 4 * GIB - EXT),
@@ -46,7 +49,7 @@ def ours_lvm(s, *, vg_tags=TAG, extra=()):
 
 def our_files(s):
     docker = ServiceState("docker.service", True, (20, 10), "Docker 20.10", True, (), EXEC)
-    files = dict(core.desired_files(s, docker))
+    files = dict(core.desired_files(s, state(docker)))
     files[core.LAST_APPLY] = json.dumps({"timestamp": 1.0, "success": True, "ref": s.ref})
     files[DEVICE_RECORD] = json.dumps({"/dev/vdb": {"vg": s.vg, "entry": "/dev/vdb"},
                                        "/dev/vdc": {"vg": s.vg, "entry": "/dev/vdc"}})  # fmt: skip
@@ -197,15 +200,15 @@ def test_containerd_distribution_config_gets_back_its_original_text():
              "docker-thinpool-snap-2: 0 2097152 thin 253:2 2\n"
              "docker-thinpool-tpool: 0 6684672 thin-pool 253:0 253:1 1024 0 1 skip_block_zeroing\n"
              "docker-other: 0 8 linear 8:16 2048\n")  # fmt: skip
-    snaps = reset.snap_devices(table, s.pool_dm_name)
+    snaps = containerd.snap_devices(table, s.pool_dm_name)
     assert snaps == ("docker-thinpool-snap-1", "docker-thinpool-snap-2")
     obs = reset.ResetObserved(lvm=ours_lvm(s), files=ctd_files(s, orig),
                               active_units=("containerd.service",), snap_devices=snaps,
-                              pool_state=s.containerd.root_path, timestamp=TS)  # fmt: skip
+                              pool_state=s.options.root_path, timestamp=TS)  # fmt: skip
     rp = reset.plan_reset(s, obs)
     assert argvs(rp)[0] == ("systemctl", "stop", "containerd.service")
-    assert argvs(rp)[1] == ("mv", "--no-target-directory", s.containerd.root_path,
-                            f"{s.containerd.root_path}.direct-lvm-reset-{TS}")  # fmt: skip
+    assert argvs(rp)[1] == ("mv", "--no-target-directory", s.options.root_path,
+                            f"{s.options.root_path}.direct-lvm-reset-{TS}")  # fmt: skip
     assert argvs(rp)[2] == ("dmsetup", "remove", "--retry", *snaps)
     assert argvs(rp)[3] == ("lvremove", "--yes", "docker/thinpool")
     (write,) = [st for st in rp.plan.steps if st.action is Action.WRITE]
@@ -218,18 +221,18 @@ def test_containerd_distribution_config_gets_back_its_original_text():
 def test_containerd_config_direct_lvm_wrote_is_removed_others_imports_kept():
     s = mkspec(runtime="containerd-devmapper")
     minimal, _ = containerd.main_config(None, (1, 6))
-    assert reset.without_import(minimal) is None
+    assert containerd.without_import(minimal) is None
     rp = reset.plan_reset(s, reset.ResetObserved(lvm=LvmState(), files=ctd_files(s, None)))
     assert ("rm", "-f", "--", containerd.CONFIG) in argvs(rp)
     theirs = 'version = 2\nimports = ["/etc/a.toml"]\n[plugins]\n'
     added, _ = containerd.main_config(theirs, (1, 6))
-    assert toml_loads(reset.without_import(added)) == toml_loads(theirs)
+    assert toml_loads(containerd.without_import(added)) == toml_loads(theirs)
 
 
 def test_containerd_config_that_cannot_be_edited_safely_is_refused():
     text = f'version = 2\n"imports" = ["{containerd.FRAGMENT}"]\n'  # a quoted key
     with pytest.raises(ConfigError):
-        reset.without_import(text)
+        containerd.without_import(text)
 
 
 def test_container_mounts_are_found_in_mountinfo():

@@ -1,6 +1,7 @@
 import pytest
 
-from direct_lvm.runtime import parse_docker_version, parse_show, unit_exec_start
+from direct_lvm.runtimes._docker import parse_docker_version
+from direct_lvm.runtimes._systemd import parse_show, unit_exec_start
 
 BOOKWORM_UNIT = """[Unit]
 Description=Docker Application Container Engine
@@ -41,7 +42,7 @@ def test_parse_show():
 
 
 def test_foreign_storage(tmp_path):
-    from direct_lvm.runtime import foreign_storage
+    from direct_lvm.runtimes._docker import foreign_storage
 
     root = tmp_path / "docker"
     assert foreign_storage(str(root)) == ()
@@ -58,7 +59,7 @@ def test_foreign_storage(tmp_path):
 
 
 def test_docker_version_from_dpkg():
-    from direct_lvm.runtime import parse_dpkg_versions
+    from direct_lvm.runtimes._systemd import parse_dpkg_versions
 
     out = "20.10.24+dfsg1-1+b3 installed\n"
     assert parse_dpkg_versions(out) == "20.10.24+dfsg1-1+b3"

@@ -3,15 +3,20 @@
 from pathlib import Path
 
 import pytest
+from obs import check_runtime, make_observed, state
 
-from direct_lvm import OWNER_TAG, containerd, core, overlay2, spec
+from direct_lvm import OWNER_TAG, core, spec
 from direct_lvm._compat import toml_loads
 from direct_lvm.errors import ConfigError, RefusedError
-from direct_lvm.plan import Action, Observed, plan
-from direct_lvm.plan_runtime import MOUNT_UNIT, MOUNT_UNIT_PATH, OURS
+from direct_lvm.observed import OURS
+from direct_lvm.plan import Action, plan
 from direct_lvm.probe import LV, PV, VG, LvmState
 from direct_lvm.render import toml_str
-from direct_lvm.runtime import DOCKER_DROPIN, RestartMode, ServiceState
+from direct_lvm.runtimes import _lvroot as lvroot
+from direct_lvm.runtimes import containerd_devmapper as containerd
+from direct_lvm.runtimes._docker import DOCKER_DROPIN
+from direct_lvm.runtimes._systemd import RestartMode, ServiceState
+from direct_lvm.runtimes.docker_overlay2 import MOUNT_UNIT, MOUNT_UNIT_PATH
 
 DATA = Path(__file__).parent / "data"
 GIB = 1 << 30
@@ -101,13 +106,13 @@ def test_fragment_values_are_toml_escaped():
         containerd={"fs_options": 'a"b\\c\n', "fs_type": "xfs", "async_remove": True},
     )
     frag = toml_loads(containerd.fragment(s, 2))
-    dm = frag["plugins"][containerd.PLUGIN]
+    dm = frag["plugins"][containerd.SNAPSHOTTER]
     assert frag["version"] == 2
     assert dm["pool_name"] == "c--d-p"  # LVM's dash doubling
     assert dm["fs_options"] == 'a"b\\c\n' and dm["fs_type"] == "xfs"
     assert dm["async_remove"] is True and dm["base_image_size"] == str(10 * GIB)
     plain = toml_loads(containerd.fragment(mkspec(runtime="containerd-devmapper"), 3))
-    assert "fs_type" not in plain["plugins"][containerd.PLUGIN]  # containerd's default
+    assert "fs_type" not in plain["plugins"][containerd.SNAPSHOTTER]  # containerd's default
 
 
 def test_escaping_helpers():
@@ -129,19 +134,19 @@ def test_plugin_status_from_ctr_output():
 
 def test_gate_per_runtime():
     with pytest.raises(ConfigError, match="containerd, but it is not installed"):
-        core.check_runtime(mkspec(runtime="containerd-devmapper"), None,
+        check_runtime(mkspec(runtime="containerd-devmapper"), None,
                            ServiceState("containerd.service", False))  # fmt: skip
     with pytest.raises(ConfigError, match="need containerd >= 1.6.*'containerd 1.5"):
-        core.check_runtime(mkspec(runtime="containerd-devmapper", containerd={"fs_type": "xfs"}),
+        check_runtime(mkspec(runtime="containerd-devmapper", containerd={"fs_type": "xfs"}),
                            None, ServiceState("containerd.service", True, (1, 5),
                                               "containerd 1.5.9"))  # fmt: skip
-    core.check_runtime(mkspec(runtime="containerd-devmapper"), None, ctd())
+    check_runtime(mkspec(runtime="containerd-devmapper"), None, ctd())
     with pytest.raises(ConfigError, match="docker-overlay2 needs Docker, but dockerd is not"):
-        core.check_runtime(mkspec(runtime="docker-overlay2"),
+        check_runtime(mkspec(runtime="docker-overlay2"),
                            ServiceState("docker.service", False))  # fmt: skip
-    core.check_runtime(mkspec(runtime="docker-overlay2"), docker26())
+    check_runtime(mkspec(runtime="docker-overlay2"), docker26())
     with pytest.raises(ConfigError, match="26.1.5.*removed in Docker 25.0") as e:
-        core.check_runtime(mkspec(), docker26())
+        check_runtime(mkspec(), docker26())
     assert "docker-overlay2" in str(e.value) and "containerd-devmapper" in str(e.value)
 
 
@@ -161,8 +166,8 @@ def test_runtime_sections_belong_to_their_runtime():
 def test_containerd_blank_disk_plan(blank_disk):
     s = mkspec(runtime="containerd-devmapper")
     c = ctd()
-    files = core.desired_files(s, None, c, None)
-    obs = Observed(LvmState(), {"/dev/vdb": blank_disk()}, {}, containerd=c)
+    files = core.desired_files(s, state(c))
+    obs = make_observed(LvmState(), {"/dev/vdb": blank_disk()}, {}, containerd=c)
     p = plan(s, obs, files)
     argv0 = [st.argv[:2] if st.action is Action.RUN else ("write", st.path) for st in p.steps]
     assert argv0 == [
@@ -190,10 +195,10 @@ def pool_lvm(s):
 def test_containerd_converged_plans_nothing_and_restarts_a_broken_plugin():
     s = mkspec(runtime="containerd-devmapper")
     c = ctd(active=True)
-    files = core.desired_files(s, None, c, None)
-    obs = Observed(pool_lvm(s), {}, dict(files), containerd=c, devmapper_status="ok")
+    files = core.desired_files(s, state(c))
+    obs = make_observed(pool_lvm(s), {}, dict(files), containerd=c, devmapper_status="ok")
     assert plan(s, obs, files).empty
-    broken = Observed(pool_lvm(s), {}, dict(files), containerd=c, devmapper_status="error")
+    broken = make_observed(pool_lvm(s), {}, dict(files), containerd=c, devmapper_status="error")
     assert [st.argv for st in plan(s, broken, files).steps] == [
         ("systemctl", "restart", "containerd.service")]  # fmt: skip
     at_boot = plan(s, broken, files, restart=RestartMode.BOOT).steps
@@ -211,9 +216,9 @@ def o2spec(**kw):
 def test_overlay2_blank_disk_plan(blank_disk):
     s = o2spec(overlay2={"container_size": "2G"})
     d = docker26()
-    files = core.desired_files(s, d)
+    files = core.desired_files(s, state(d))
     assert set(files) == {MOUNT_UNIT_PATH, DOCKER_DROPIN}  # no pool: no LVM profile
-    obs = Observed(LvmState(), {"/dev/vdb": blank_disk()}, {}, docker=d)
+    obs = make_observed(LvmState(), {"/dev/vdb": blank_disk()}, {}, docker=d)
     p = plan(s, obs, files)
     argv = [st.argv if st.action is Action.RUN else ("write", st.path) for st in p.steps]
     assert argv == [
@@ -230,7 +235,7 @@ def test_overlay2_blank_disk_plan(blank_disk):
     assert "RequiresMountsFor=/var/lib/docker" in files[DOCKER_DROPIN]
     assert "--storage-driver=overlay2 --storage-opt=overlay2.size=2147483648" in files[
         DOCKER_DROPIN]  # fmt: skip
-    assert "prjquota" not in core.desired_files(o2spec(), d)[MOUNT_UNIT_PATH]
+    assert "prjquota" not in core.desired_files(o2spec(), state(d))[MOUNT_UNIT_PATH]
 
 
 def lv_lvm(s, attr="-wi-a-----"):
@@ -238,17 +243,17 @@ def lv_lvm(s, attr="-wi-a-----"):
     return LvmState(
         pvs=(PV("/dev/vdb", "pv", s.vg, 4 * GIB, 4 * GIB - (4 << 20)),),
         vgs=(VG(s.vg, "vg", 4 * GIB - (4 << 20), 0, 4 << 20, 1023, 0, tag),),
-        lvs=(LV(s.vg, s.overlay2.lv, "lv", attr, 4 * GIB - (4 << 20), 0, None, None, "", tag,
+        lvs=(LV(s.vg, s.lv, "lv", attr, 4 * GIB - (4 << 20), 0, None, None, "", tag,
                 "", "linear"),),
     )  # fmt: skip
 
 
 def converged_o2(s, **kw):
     d = docker26(True, ["dockerd", "--storage-driver=overlay2"])
-    files = core.desired_files(s, d)
+    files = core.desired_files(s, state(d))
     base = dict(lvm=lv_lvm(s), files=dict(files), docker=d, lv_signatures=("xfs",),
                 docker_root_mount=OURS, mount_enabled=True)  # fmt: skip
-    return Observed(**{**base, **kw}), files
+    return make_observed(**{**base, **kw}), files
 
 
 def test_overlay2_converged_plans_nothing():
@@ -306,21 +311,24 @@ def test_mountinfo_parsing():
         "91 90 0:50 / /var/lib/docker/overlay2/x/merged rw - overlay overlay rw\n"
         "92 22 0:51 / /mnt/with\\040space rw - tmpfs tmpfs rw\n"
     )
-    m = overlay2.mount_at(info, "/var/lib/docker")
+    m = lvroot.mount_at(info, "/var/lib/docker")
     assert m is not None and m.devno == "254:4" and m.fstype == "xfs"
     assert "prjquota" in m.options and m.source == "/dev/mapper/docker-docker"
-    assert overlay2.mount_at(info, "/mnt/with space") is not None
-    assert overlay2.mount_at(info, "/var/lib") is None
+    assert lvroot.mount_at(info, "/mnt/with space") is not None
+    assert lvroot.mount_at(info, "/var/lib") is None
 
 
 def test_status_lists_overlay2_volumes_and_their_mount():
     s = o2spec()
     lvm = lv_lvm(s)
     info = "90 22 254:4 / /var/lib/docker rw - xfs /dev/mapper/docker-docker rw,prjquota\n"
-    (v,) = overlay2.volumes(lvm, info)
+    (v,) = lvroot.volumes(lvm, info, ("/var/lib/docker",))
     assert (v["vg"], v["lv"], v["dm_path"]) == ("docker", "docker", "/dev/mapper/docker-docker")
     assert v["mounted_at"] is None  # no such device node on the test host: not ours
-    assert overlay2.volumes(pool_lvm(mkspec(runtime="containerd-devmapper")), info) == []
+    assert (
+        lvroot.volumes(pool_lvm(mkspec(runtime="containerd-devmapper")), info, ("/var/lib/docker",))
+        == []
+    )
 
 
 def test_overlay2_lv_grows_with_its_vg_and_its_xfs_follows_online():
@@ -360,4 +368,4 @@ def test_xfs_geometry_size():
     import struct
 
     geom = struct.pack("=8IQ", 4096, 0, 65536, 4, 2560, 512, 512, 25, 262144).ljust(112, b"\0")
-    assert overlay2.parse_xfs_geometry(geom) == GIB
+    assert lvroot.parse_xfs_geometry(geom) == GIB

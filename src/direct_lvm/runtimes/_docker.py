@@ -1,29 +1,29 @@
-"""What the container runtime on this host is: installed?, which version, running with
-which arguments, and the ExecStart our drop-in must extend. Reads only; no changes."""
+"""What both docker runtimes share (docker-devicemapper, docker-overlay2): docker's
+unit, version and arguments, /etc/docker/daemon.json's conflicts, what /var/lib/docker
+holds that is not ours, the version gate's common part, `docker info` after a restart,
+and reset's view of docker's containers. Probes read only; plan helpers are pure."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from .errors import CommandError
-from .run import run
-from .runtimes._systemd import (
-    RestartMode,
-    ServiceState,
-    dropins_stale,
-    find_unit,
-    parse_dpkg_versions,
-    parse_show,
-    unit_exec_start,
-    unit_state,
-)
+from ..errors import ConfigError
+from ..run import run
+from ._systemd import ServiceState, dpkg_version, find_unit, unit_exec_start, unit_state
 
 DOCKER_UNIT = "docker.service"
 DOCKER_DROPIN = "/etc/systemd/system/docker.service.d/direct-lvm.conf"
 DOCKER_SOCKET = "docker.socket"
+# `systemctl stop` order (the socket first: it would start docker again), and the
+# order a failed boot masks them in
+DOCKER_UNITS = (DOCKER_SOCKET, DOCKER_UNIT)
+DOCKER_HOLD_UNITS = (DOCKER_UNIT, DOCKER_SOCKET)
 DOCKER_ROOT = "/var/lib/docker"
 DAEMON_JSON = "/etc/docker/daemon.json"
 BACKUP_PREFIX = "/var/lib/docker.direct-lvm-backup-"
@@ -97,12 +97,7 @@ DOCKER_PACKAGES = ("docker.io", "docker-ce", "moby-engine")
 def with_version(state: ServiceState) -> ServiceState:
     """The docker version: from dpkg's database when a package ships dockerd (a
     dockerd start costs seconds under emulation), else from `dockerd --version`."""
-    try:
-        pkg = run(["dpkg-query", "-W", "-f", "${Version} ${db:Status-Status}\n",
-                   *DOCKER_PACKAGES], check=False)  # fmt: skip
-        version = parse_dpkg_versions(pkg.stdout)
-    except CommandError:  # no dpkg on this distribution
-        version = None
+    version = dpkg_version(DOCKER_PACKAGES)
     if version:
         return replace(state, version=parse_docker_version(f"version {version}"),
                        version_text=f"Docker {version}")  # fmt: skip
@@ -112,7 +107,67 @@ def with_version(state: ServiceState) -> ServiceState:
     return replace(state, version=parse_docker_version(ver.stdout), version_text=ver.stdout.strip())
 
 
-__all__ = [
-    "RestartMode", "ServiceState", "dropins_stale", "find_unit", "parse_dpkg_versions",
-    "parse_show", "unit_exec_start",
-]  # fmt: skip
+def strip_storage_flags(exec_start: str) -> str:
+    """The unit's ExecStart without storage options of its own (ours replace them)."""
+    return re.sub(r"\s+--storage-(driver|opt)(=|\s+)\S+", "", exec_start)
+
+
+def check_daemon_json(text: str | None, extra: tuple[str, ...] = ()) -> None:
+    """Refuse a daemon.json that sets what our drop-in sets (or, with `extra`, a storage
+    location of its own)."""
+    try:
+        conflicts = daemon_json_conflicts(text, extra)
+    except ValueError as e:
+        raise ConfigError(f"{DAEMON_JSON} is not valid JSON: {e}", f"fix {DAEMON_JSON}") from None
+    if conflicts:
+        raise ConfigError(
+            f"{DAEMON_JSON} sets {', '.join(conflicts)}, and direct-lvm sets docker's storage "
+            "as dockerd flags in a drop-in on its own LVM storage; dockerd refuses a setting "
+            "given both ways, and a data-root elsewhere would bypass that storage",
+            f"remove {', '.join(conflicts)} from {DAEMON_JSON} (direct-lvm owns docker's "
+            "storage settings)",
+        )
+
+
+def require_docker(runtime: str, docker: ServiceState | None, needs: str = "") -> ServiceState:
+    """The gate's first part: dockerd is installed (`needs`: a version bound to name)."""
+    if docker is None or not docker.installed:
+        raise ConfigError(
+            f"runtime {runtime} needs Docker{needs}, but dockerd is not installed (no "
+            "docker.service)",
+            "install docker.io (or docker-ce) or choose another runtime",
+        )
+    return docker
+
+
+def require_exec_start(docker: ServiceState) -> None:
+    """The gate's last part: the unit has an ExecStart our drop-in can repeat."""
+    if docker.exec_start is None:
+        raise ConfigError(
+            "docker.service has no ExecStart= to extend", "reinstall the docker package"
+        )
+
+
+def docker_info_problems(driver: str, more: Callable[[dict[str, Any]], list[str]]) -> list[str]:
+    """After a restart: `docker info` names `driver`, and whatever `more` checks."""
+    info = run(["docker", "info", "--format", "{{json .}}"], check=False)
+    if info.returncode != 0:
+        return [f"docker info failed: {info.stderr.strip()}"]
+    data = json.loads(info.stdout)
+    out = []
+    if data.get("Driver") != driver:
+        out.append(f"docker storage driver {data.get('Driver')!r}, expected {driver!r}")
+    return out + more(data)
+
+
+def docker_containers(active: bool) -> tuple[str, ...]:
+    """docker ps -aq when dockerd runs (never socket-activate it); else what
+    /var/lib/docker/containers holds (reset)."""
+    if active:
+        r = run(["docker", "ps", "-aq", "--no-trunc"], check=False)
+        if r.returncode == 0:
+            return tuple(r.stdout.split())
+    try:
+        return tuple(sorted(os.listdir(f"{DOCKER_ROOT}/containers")))
+    except OSError:
+        return ()

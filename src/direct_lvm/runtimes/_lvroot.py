@@ -22,7 +22,7 @@ import fcntl
 import os
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .. import OWNER_TAG
@@ -30,7 +30,7 @@ from ..errors import RefusedError
 from ..observed import OURS, RootState
 from ..probe import VG, LvmState, parse_wipefs
 from ..run import run
-from ..steps import Kind, PlanBuilder
+from ..steps import Kind, PlanBuilder, Step, run_step
 from ..units import MIB, dm_name, human
 from ._systemd import ServiceState, stop
 
@@ -163,18 +163,29 @@ def xfs_size(mountpoint: str) -> int | None:
     return parse_xfs_geometry(geom)
 
 
-def probe_root(
-    lvm: LvmState, vg: str, lv: str, lv_path: str, root: str
-) -> tuple[RootState, tuple[str, ...]]:
-    """(the RootState the plan reads, what the root directory holds that is not ours)."""
+def probe_root_dir(lv_path: str, root: str) -> tuple[RootState, tuple[str, ...]]:
+    """Before LVM is probed: (what is mounted at the root, what the directory holds that
+    is not ours)."""
     mount, foreign = root_mount(lv_path, root)
-    state = RootState(
-        mount=mount,
+    return RootState(mount=mount), foreign
+
+
+def probe_lv(
+    state: RootState, lvm: LvmState, vg: str, lv: str, lv_path: str, root: str
+) -> RootState:
+    """After LVM is probed: the LV's signatures, whether the mount unit is enabled, and
+    the XFS's size when our LV is mounted at the root."""
+    return replace(
+        state,
         signatures=lv_signatures(lvm, vg, lv, lv_path),
         mount_enabled=os.path.lexists(f"{WANTS_DIR}/{mount_unit_name(root)}"),
-        fs_bytes=xfs_size(root) if mount == OURS else None,
+        fs_bytes=xfs_size(root) if state.mount == OURS else None,
     )
-    return state, foreign
+
+
+def root_is_ours(mountinfo: str, root: str, lv_path: str) -> bool:
+    m = mount_at(mountinfo, root)
+    return m is not None and m.devno == devno(lv_path)
 
 
 # ------------------------------------------------------------------ plan (pure)
@@ -308,19 +319,19 @@ def plan_mount(
     service: ServiceState | None,
     units: tuple[str, ...],
     runtime_label: str,
+    stopped: bool,
 ) -> bool:
     """Enable the mount unit, start it when the root is not on our LV yet, remount when
-    its options changed (the runtime stops first), grow the XFS online. Returns whether
-    the runtime was stopped for a remount."""
+    its options changed (the runtime stops first, unless this plan `stopped` it
+    already), grow the XFS online. Returns whether the runtime is stopped by now."""
     unit = mount_unit_name(root)
-    stopped = False
     if root_state is None or not root_state.mount_enabled:
         b.run(f"{unit} must mount the LV on every boot (local-fs.target)",
               "systemctl", "enable", unit, kind=Kind.UNIT)  # fmt: skip
     if not on_lv:
         b.run(f"{root} is not on {lv_path} yet", "systemctl", "start", unit, kind=Kind.UNIT)
     elif mount_changed:
-        stopped = stop(b, service, units, f"{runtime_label} must stop for a remount")
+        stopped = stopped or stop(b, service, units, f"{runtime_label} must stop for a remount")
         b.run("the mount options changed (XFS quotas need a fresh mount)",
               "systemctl", "restart", unit, kind=Kind.UNIT)  # fmt: skip
     if grow_fs:  # XFS grows online, through its mount point
@@ -368,3 +379,17 @@ def volumes(lvm: LvmState, mountinfo: str, roots: Iterable[str]) -> list[dict[st
             out.append({"vg": lv.vg, "lv": lv.name, "dm_path": dm, "size": lv.size,
                         "mounted_at": here})  # fmt: skip
     return out
+
+
+def reset_unmount(root: str, lv_path: str, ours: bool, enabled: bool) -> list[Step]:
+    """Reset: unmount our LV from the root and keep its mount unit from mounting it at
+    boot."""
+    unit = mount_unit_name(root)
+    steps = []
+    if ours:
+        steps.append(run_step(f"{root} is {lv_path}: unmount it", "systemctl", "stop", unit,
+                              kind=Kind.UNIT))  # fmt: skip
+    if enabled:
+        steps.append(run_step(f"{unit} must not mount it at boot", "systemctl", "disable",
+                              unit, kind=Kind.UNIT))  # fmt: skip
+    return steps

@@ -26,14 +26,53 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from ..model import Spec
     from ..observed import Observed, RuntimeState
     from ..probe import VG, LvmState
-    from ..steps import PlanBuilder
+    from ..steps import PlanBuilder, Step
     from ._systemd import RestartMode
+
+
+@dataclass(frozen=True)
+class ResetState:
+    """What reset must know about the runtime beyond LVM and the files."""
+
+    containers: tuple[str, ...] = ()  # containers that exist (ids, or "<ns>/<id>")
+    pool_state: str = ""  # the runtime's own metadata about the pool's devices (a dir)
+    snap_devices: tuple[str, ...] = ()  # thin devices the runtime left on the pool
+    root_ours: bool = False  # plain-LV runtimes: our LV is mounted at the root
+    mount_enabled: bool = False  # plain-LV runtimes: the root's mount unit is enabled
+
+
+@dataclass(frozen=True)
+class ResetEdit:
+    """How reset treats a file the runtime edits rather than owns (containerd's
+    config.toml): keep it as it is, write `content`, or (neither) remove it."""
+
+    keep: bool = False
+    content: str | None = None
+    reason: str = ""
+
+
+def write_changed(
+    b: PlanBuilder, observed: Observed, desired: Mapping[str, str], what: str
+) -> set[str]:
+    """A write step for each runtime file that is missing or differs (`what` names the
+    purpose in the reason). The LVM profile is skipped: plan.py writes it before the
+    pool. Returns the paths written."""
+    changed = set()
+    for path, content in desired.items():
+        if path.endswith(".profile"):
+            continue  # written before the pool (plan.py)
+        current = observed.files.get(path)
+        if current != content:
+            b.write(f"{'missing' if current is None else 'differs'}: {what}", path, content)
+            changed.add(path)
+    return changed
 
 
 class Plugin(ABC):
@@ -58,7 +97,10 @@ class Plugin(ABC):
     # The units masked for the rest of a boot that failed, so the runtime does not start
     # on storage other than ours (the same units; the order is the mask's argv).
     hold_units: ClassVar[tuple[str, ...]]
-    # The unit that image-setup orders after cloud-init (envs renders that drop-in).
+    # The runtime's main unit (e.g. docker.service).
+    service_unit: ClassVar[str]
+    # The unit name (without .service) image-setup orders after cloud-init; envs
+    # renders that drop-in.
     order_unit: ClassVar[str]
 
     # ------------------------------------------------------------------ config
@@ -88,15 +130,26 @@ class Plugin(ABC):
         only; as few processes as possible (a converged boot runs this every time).
         Must not run anything slow (a daemon's --version) unless nothing cheaper tells."""
 
+    def probe_lv(self, spec: Spec, lvm: LvmState, state: RuntimeState) -> RuntimeState:
+        """The second half of probe, once LVM is known (after device discovery): a
+        plain-LV runtime adds its LV's signatures, filesystem size and mount unit state
+        (`_lvroot.probe_lv`). Default: nothing to add."""
+        return state
+
     @abstractmethod
     def check(self, spec: Spec, state: RuntimeState) -> None:
         """The version gate, before any disk is looked at: raise ConfigError (value and
         fix) when the runtime is not installed or cannot use this layout."""
 
     def check_changes(self, spec: Spec, state: RuntimeState) -> None:
-        """The part of the gate that costs a process, run only when the plan has steps
-        (a converged boot skips it). Default: nothing more to check."""
+        """The part of the gate that costs a process (a version lookup), run only when
+        the plan has steps (a converged boot skips it). Default: nothing more to check."""
         return None
+
+    def gate(self, spec: Spec, state: RuntimeState) -> None:
+        """The whole version gate, pure, on a state that knows the version (what
+        check_changes runs after looking the version up). Default: `check`."""
+        self.check(spec, state)
 
     # ------------------------------------------------------------------ plan
 
@@ -150,3 +203,22 @@ class Plugin(ABC):
         """Every file this runtime may have written for `spec` (reset removes each whose
         first line says direct-lvm wrote it for spec.ref), the LVM profile included for
         thin runtimes."""
+
+    @abstractmethod
+    def reset_probe(self, spec: Spec, active: tuple[str, ...], mountinfo: str) -> ResetState:
+        """Reset's probe (reads only): containers that exist (`active`: the runtime's
+        units that run; never start one to ask), the runtime's metadata about the pool,
+        leftover devices, and for a plain LV whether it is mounted and enabled."""
+
+    def reset_backup(self, pool_state: str, timestamp: str) -> str:
+        """Where reset moves the runtime's pool metadata (ResetState.pool_state)."""
+        return f"{pool_state}.direct-lvm-reset-{timestamp}"
+
+    def reset_unmount(self, spec: Spec, state: ResetState) -> list[Step]:
+        """Plain-LV runtimes: unmount the root and disable its mount unit. Default: none."""
+        return []
+
+    def reset_edit(self, path: str, text: str) -> ResetEdit | None:
+        """A file this runtime edits rather than owns: how reset undoes the edit. None
+        (the default): an ordinary managed file."""
+        return None

@@ -1,31 +1,67 @@
-"""containerd's devmapper snapshotter: which containerd is installed, which config version
-it reads, and how our fragment joins its config (an `imports` entry; the rest of
-config.toml is left as it is). Parsing and merging are pure; probing reads only."""
+"""containerd-devmapper: containerd's devmapper snapshotter on the thin pool. Which
+containerd is installed, which config version it reads, and how our fragment joins its
+config (an `imports` entry; the rest of config.toml is left as it is, and reset takes
+only our entry out again). Parsing and merging are pure; probing reads only."""
 
 from __future__ import annotations
 
+import os
+import posixpath
 import re
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ._compat import toml_loads
-from .errors import CommandError, ConfigError
-from .model import Spec
-from .render import render, toml_str
-from .run import run
-from .runtime import ServiceState, find_unit, parse_dpkg_versions
-from .runtimes._systemd import unit_state
+from .._compat import toml_loads
+from ..errors import CommandError, ConfigError
+from ..model import Spec
+from ..observed import Observed, RuntimeState
+from ..pool import profile_path, verify_pool
+from ..probe import LvmState
+from ..render import render, toml_str
+from ..run import run
+from ..steps import PlanBuilder
+from ..units import format_size, parse_size
+from . import Runtime
+from ._systemd import (
+    RestartMode,
+    ServiceState,
+    converge_service,
+    daemon_reload,
+    dpkg_version,
+    find_unit,
+    unit_state,
+)
+from .base import Plugin, ResetEdit, ResetState, write_changed
 
 CONTAINERD_UNIT = "containerd.service"
 CONFIG = "/etc/containerd/config.toml"
 FRAGMENT = "/etc/containerd/conf.d/direct-lvm.toml"
 DROPIN = "/etc/systemd/system/containerd.service.d/direct-lvm.conf"
-PLUGIN = "io.containerd.snapshotter.v1.devmapper"
+SNAPSHOTTER = "io.containerd.snapshotter.v1.devmapper"
 # Packages that ship containerd: Debian's, then Docker's.
 PACKAGES = ("containerd", "containerd.io")
 # fs_type and fs_options: present in containerd 1.6.20 (config dump); older versions ignore
 # unknown keys silently.
 FS_KEYS_SINCE = (1, 6)
+
+
+@dataclass(frozen=True)
+class Containerd:
+    """containerd's devmapper snapshotter options (pool_name is derived, never set)."""
+
+    root_path: str = "/var/lib/containerd/io.containerd.snapshotter.v1.devmapper"
+    base_image_size: int = 10 * 1024**3  # bytes
+    async_remove: bool = False
+    discard_blocks: bool = True
+    fs_type: str = "ext4"
+    fs_options: str = ""
+
+
+def options(spec: Spec) -> Containerd:
+    """The `containerd:` section of a containerd-devmapper spec."""
+    opts = spec.options
+    return opts if isinstance(opts, Containerd) else Containerd()
 
 
 def parse_version(text: str) -> tuple[int, int] | None:
@@ -40,18 +76,12 @@ def config_version(version: tuple[int, int] | None) -> int:
     return 3 if version and version[0] >= 2 else 2
 
 
-def probe(*, service_state: bool) -> ServiceState:
+def probe_containerd(*, service_state: bool) -> ServiceState:
     """The containerd unit, its version (dpkg's database, else `containerd --version`),
     and with service_state whether it runs."""
     unit = find_unit(CONTAINERD_UNIT)
-    version_text = ""
-    try:
-        pkg = run(["dpkg-query", "-W", "-f", "${Version} ${db:Status-Status}\n", *PACKAGES],
-                  check=False)  # fmt: skip
-        found = parse_dpkg_versions(pkg.stdout)
-        version_text = f"containerd {found}" if found else ""
-    except CommandError:  # no dpkg on this distribution
-        pass
+    found = dpkg_version(PACKAGES)
+    version_text = f"containerd {found}" if found else ""
     if not version_text:
         try:
             ver = run(["containerd", "--version"], check=False)
@@ -68,13 +98,13 @@ def probe(*, service_state: bool) -> ServiceState:
 
 def check(spec: Spec, state: ServiceState) -> None:
     """Version gate for containerd-devmapper."""
+    c = options(spec)
     if not state.installed:
         raise ConfigError(
             "runtime containerd-devmapper needs containerd, but it is not installed "
             f"(no {CONTAINERD_UNIT} or no containerd package/binary)",
             "install containerd (apt-get install containerd) or choose another runtime",
         )
-    c = spec.containerd
     if (c.fs_type != "ext4" or c.fs_options) and (state.version or (0, 0)) < FS_KEYS_SINCE:
         raise ConfigError(
             f"containerd.fs_type/fs_options need containerd >= 1.6; the installed "
@@ -98,13 +128,13 @@ def devmapper_status() -> str | None:
 
 
 def fragment(spec: Spec, version: int) -> str:
-    c = spec.containerd
+    c = options(spec)
     return render(
         "containerd-devmapper.toml.j2",
         vg=spec.vg,
         pool=spec.pool,
         version=version,
-        plugin=PLUGIN,
+        plugin=SNAPSHOTTER,
         pool_name=spec.pool_dm_name,
         root_path=c.root_path,
         base_image_size=str(c.base_image_size),  # bytes: unambiguous to go-units
@@ -144,17 +174,17 @@ def main_config(current: str | None, installed: tuple[int, int] | None) -> tuple
             f"add `version = 2` and rename its plugin sections, or remove {CONFIG}",
         )
     plugins = data.get("plugins") or {}
-    if isinstance(plugins, dict) and (PLUGIN in plugins or "devmapper" in plugins):
+    if isinstance(plugins, dict) and (SNAPSHOTTER in plugins or "devmapper" in plugins):
         raise ConfigError(
-            f"{CONFIG} configures the devmapper snapshotter itself ([plugins.{PLUGIN!r}]); "
+            f"{CONFIG} configures the devmapper snapshotter itself ([plugins.{SNAPSHOTTER!r}]); "
             f"direct-lvm writes that section to {FRAGMENT}",
             f"remove the devmapper section from {CONFIG} (set its options under "
             "direct_lvm.containerd instead)",
         )
     disabled = data.get("disabled_plugins") or []
-    if PLUGIN in disabled or "devmapper" in disabled:
+    if SNAPSHOTTER in disabled or "devmapper" in disabled:
         raise ConfigError(f"{CONFIG} lists the devmapper snapshotter in disabled_plugins",
-                          f"remove {PLUGIN} from disabled_plugins in {CONFIG}")  # fmt: skip
+                          f"remove {SNAPSHOTTER} from disabled_plugins in {CONFIG}")  # fmt: skip
     imports = data.get("imports", [])
     if not isinstance(imports, list):
         raise ConfigError(f"{CONFIG}: imports is not a list", f"fix {CONFIG}")
@@ -222,3 +252,195 @@ def _basic_end(text: str, i: int) -> int:
             return i
         i += 1
     return -1
+
+
+# ------------------------------------------------------------------ reset
+
+
+def without_import(text: str) -> str | None:
+    """containerd's config.toml with our import taken out; None when direct-lvm wrote the
+    whole file (there was none), so it goes. Raises ConfigError when the entry cannot be
+    taken out without rewriting the rest."""
+    data = _parse(text)
+    imports = data.get("imports") or []
+    if (
+        text.startswith("# Written by direct-lvm: there was no config.toml")
+        and set(data) == {"version", "imports"}
+        and imports == [FRAGMENT]
+    ):
+        return None
+    rest = [p for p in imports if p != FRAGMENT]
+    top_end = m.start() if (m := _HEADER.search(text)) else len(text)
+    found = _IMPORTS.search(text, 0, top_end)
+    end = _array_end(text, found.end() - 1) if found is not None else None
+    new: str | None = None
+    if found is not None and end is not None:
+        if rest:
+            line = "imports = [" + ", ".join(toml_str(p) for p in rest) + "]"
+            new = text[: found.start()] + line + text[end:]
+        else:
+            head = text[: found.start()]
+            ours = (
+                f"# imports: direct-lvm added {FRAGMENT} (its devmapper "
+                "snapshotter config);\n# nothing else in this file was changed\n"
+            )
+            if head.endswith(ours):
+                head = head[: -len(ours)]
+            tail = text[end:]
+            new = head + (tail[1:] if tail.startswith("\n") else tail)
+    want = {k: v for k, v in data.items() if k != "imports"}
+    if rest:
+        want["imports"] = rest
+    if new is None or _parse(new) != want:
+        raise ConfigError(
+            f"cannot take {FRAGMENT} out of the imports of {CONFIG} "
+            "without rewriting the rest of it",
+            f"remove {toml_str(FRAGMENT)} from its imports yourself, then run reset again",
+        )
+    return new
+
+
+def snap_devices(dmsetup_table: str, pool_dm_name: str) -> tuple[str, ...]:
+    """containerd's devmapper snapshotter names its thin devices <pool_name>-snap-<id>
+    (`dmsetup table` lines: "name: start length thin pool-dev id")."""
+    out = []
+    for line in dmsetup_table.splitlines():
+        name, _, table = line.partition(": ")
+        if name.startswith(f"{pool_dm_name}-snap-") and table.split()[2:3] == ["thin"]:
+            out.append(name)
+    return tuple(sorted(set(out)))
+
+
+def containerd_containers() -> tuple[str, ...]:
+    """Containers in every containerd namespace but docker's own (moby: docker's storage,
+    not the pool)."""
+    r = run(["ctr", "namespaces", "ls", "-q"], check=False)
+    out: list[str] = []
+    for ns in r.stdout.split() if r.returncode == 0 else ["k8s.io", "default"]:
+        if ns == "moby":
+            continue
+        c = run(["ctr", "-n", ns, "containers", "ls", "-q"], check=False)
+        out += [f"{ns}/{cid}" for cid in c.stdout.split()] if c.returncode == 0 else []
+    return tuple(out)
+
+
+# ------------------------------------------------------------------ the plugin
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+class ContainerdDevmapper(Plugin):
+    name = Runtime.CONTAINERD_DEVMAPPER
+    section = "containerd"
+    units = (CONTAINERD_UNIT,)
+    hold_units = (CONTAINERD_UNIT,)
+    service_unit = CONTAINERD_UNIT
+    order_unit = "containerd"
+
+    def parse_section(self, raw: Mapping[str, Any]) -> object:
+        root = raw["root_path"]
+        if posixpath.normpath(root) != root or root == "/":
+            raise ConfigError(
+                f"direct_lvm.containerd.root_path: {root!r} is not a normalized directory path",
+                f"write it as {posixpath.normpath(root)!r} (and not /)",
+            )
+        return Containerd(
+            root_path=root,
+            base_image_size=parse_size(raw["base_image_size"]),
+            async_remove=raw["async_remove"],
+            discard_blocks=raw["discard_blocks"],
+            fs_type=raw["fs_type"],
+            fs_options=raw["fs_options"],
+        )
+
+    def section_mapping(self, spec: Spec) -> dict[str, Any]:
+        c = options(spec)
+        return {"containerd": {
+            "root_path": c.root_path,
+            "base_image_size": format_size(c.base_image_size),
+            "async_remove": c.async_remove,
+            "discard_blocks": c.discard_blocks,
+            "fs_type": c.fs_type,
+            "fs_options": c.fs_options,
+        }}  # fmt: skip
+
+    def probe(self, spec: Spec, *, restart: RestartMode) -> RuntimeState:
+        ctd = probe_containerd(service_state=restart is not RestartMode.NEVER)
+        check(spec, ctd)  # refused before its config and plugins are read
+        health = devmapper_status() if ctd.active else None
+        return RuntimeState(service=ctd, config=_read(CONFIG), health=health)
+
+    def check(self, spec: Spec, state: RuntimeState) -> None:
+        check(spec, state.service or ServiceState(CONTAINERD_UNIT, installed=False))
+
+    def files(self, spec: Spec, state: RuntimeState) -> dict[str, str]:
+        ctd = state.service
+        main, version = main_config(state.config, ctd.version if ctd is not None else None)
+        return {FRAGMENT: fragment(spec, version), CONFIG: main, DROPIN: dropin(spec)}
+
+    def plan(
+        self,
+        b: PlanBuilder,
+        spec: Spec,
+        observed: Observed,
+        files: Mapping[str, str],
+        *,
+        restart: RestartMode,
+        grow_fs: bool,
+    ) -> None:
+        ct = observed.runtime.service
+        health = observed.runtime.health
+        changed = write_changed(b, observed, files, "containerd's devmapper snapshotter")
+        daemon_reload(b, DROPIN in changed, ct, "systemd must read the new drop-in")
+        converge_service(
+            b, ct, restart, name="containerd", changed=bool(changed),
+            boot_changed=bool(changed), healthy=health == "ok",
+            why_changed="containerd must read its new config",
+            why_unhealthy=f"containerd's devmapper snapshotter is {health or 'absent'}",
+            # containerd is ordered after cloud-init (image-setup): never start it here
+            why_boot="the running containerd must load the devmapper snapshotter (after "
+            "boot)",
+        )  # fmt: skip
+
+    def verify(self, spec: Spec, lvm: LvmState, *, restarted: bool) -> tuple[str, ...]:
+        def on_containerd() -> list[str]:
+            status = devmapper_status()
+            if status != "ok":
+                return [f"containerd's devmapper snapshotter is {status or 'not loaded'} "
+                        "(ctr plugins ls)"]  # fmt: skip
+            return []
+
+        return verify_pool(spec, lvm, on_containerd if restarted else None)
+
+    def managed_paths(self, spec: Spec) -> tuple[str, ...]:
+        return (profile_path(spec), FRAGMENT, DROPIN, CONFIG)
+
+    def reset_probe(self, spec: Spec, active: tuple[str, ...], mountinfo: str) -> ResetState:
+        containers = containerd_containers() if active else ()
+        table = run(["dmsetup", "table"], check=False).stdout
+        root = options(spec).root_path
+        return ResetState(
+            containers=containers,
+            snap_devices=snap_devices(table, spec.pool_dm_name),
+            pool_state=root if os.path.isdir(root) else "",
+        )
+
+    def reset_edit(self, path: str, text: str) -> ResetEdit | None:
+        if path != CONFIG:
+            return None
+        if FRAGMENT not in text:
+            return ResetEdit(keep=True)
+        new = without_import(text)
+        return ResetEdit(
+            content=new,
+            reason=f"{path}: only direct-lvm's import of {FRAGMENT} goes; the rest is kept",
+        )
+
+
+PLUGIN = ContainerdDevmapper()

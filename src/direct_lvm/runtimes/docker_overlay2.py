@@ -1,99 +1,235 @@
-"""docker-overlay2: what is mounted at /var/lib/docker (from /proc/self/mountinfo), what
-is on our LV, the files that make docker use it, and the verification after apply."""
+"""docker-overlay2: Docker >= 25 with overlay2 on a dedicated thick LV with XFS
+(ftype=1), mounted at /var/lib/docker by var-lib-docker.mount, which docker requires
+(RequiresMountsFor= in our drop-in). The LV, its mount and growth are `_lvroot`'s; this
+module adds docker's side: the files, the daemon.json refusals, the restart, and
+`docker info` after it."""
 
 from __future__ import annotations
 
-import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
-from . import OWNER_TAG
-from .errors import VerifyError
-from .model import Spec
-from .plan_runtime import MOUNT_UNIT_PATH, overlay2_args
-from .probe import LvmState
-from .render import render
-from .run import run
-from .runtime import DOCKER_DROPIN, DOCKER_ROOT
-from .runtimes._lvroot import (
-    devno,
-    mount_at,
-    parse_xfs_geometry,
-    read_mountinfo,
-    root_mount,
-    xfs_size,
+from ..errors import VerifyError
+from ..model import Spec
+from ..observed import Observed, RuntimeState
+from ..probe import LvmState
+from ..render import render
+from ..steps import PlanBuilder, Step
+from ..units import format_size, parse_size
+from . import Runtime
+from ._docker import (
+    BACKUP_PREFIX,
+    DAEMON_JSON,
+    DOCKER_DROPIN,
+    DOCKER_HOLD_UNITS,
+    DOCKER_ROOT,
+    DOCKER_UNIT,
+    DOCKER_UNITS,
+    check_daemon_json,
+    docker_containers,
+    docker_info_problems,
+    probe_docker,
+    require_docker,
+    require_exec_start,
+    strip_storage_flags,
 )
-from .runtimes._lvroot import lv_signatures as _lv_signatures
-from .runtimes._lvroot import volumes as _volumes
+from ._lvroot import (
+    WANTS_DIR,
+    mount_unit_name,
+    move_aside,
+    plan_lv,
+    plan_mount,
+    probe_lv,
+    probe_root_dir,
+    refuse_other_mount,
+    reset_unmount,
+    root_is_ours,
+    root_problems,
+)
+from ._systemd import RestartMode, converge_service, daemon_reload
+from .base import Plugin, ResetState, write_changed
 
-__all__ = ["devno", "mount_at", "parse_xfs_geometry", "read_mountinfo", "xfs_size"]
+MOUNT_UNIT = mount_unit_name(DOCKER_ROOT)  # var-lib-docker.mount
+MOUNT_UNIT_PATH = f"/etc/systemd/system/{MOUNT_UNIT}"
+MOUNT_WANTS = f"{WANTS_DIR}/{MOUNT_UNIT}"  # enabled
 
 
-def docker_root_state(spec: Spec) -> tuple[str, tuple[str, ...]]:
-    """(what is mounted at /var/lib/docker: "" / OURS / the other source, and what the
-    directory holds when it is not our LV, which a takeover moves aside)."""
-    return root_mount(spec.lv_path, DOCKER_ROOT)
+@dataclass(frozen=True)
+class Overlay2:
+    """docker-overlay2: the dedicated LV and an optional per-container size limit."""
+
+    lv: str = "docker"
+    container_size: int | None = None  # bytes; None: no limit, no project quotas
 
 
-def lv_signatures(spec: Spec, lvm: LvmState) -> tuple[str, ...] | None:
-    """Signatures on our LV when it exists and is active; None otherwise."""
-    return _lv_signatures(lvm, spec.vg, spec.overlay2.lv, spec.lv_path)
+def options(spec: Spec) -> Overlay2:
+    """The `overlay2:` section of a docker-overlay2 spec."""
+    opts = spec.options
+    return opts if isinstance(opts, Overlay2) else Overlay2()
+
+
+def overlay2_args(spec: Spec) -> list[str]:
+    args = ["--storage-driver=overlay2"]
+    size = options(spec).container_size
+    if size is not None:
+        args.append(f"--storage-opt=overlay2.size={size}")
+    return args
 
 
 def mount_options(spec: Spec) -> str:
-    return "defaults,prjquota" if spec.overlay2.container_size is not None else "defaults"
+    return "defaults,prjquota" if options(spec).container_size is not None else "defaults"
 
 
-def files(spec: Spec, exec_start: str | None) -> dict[str, str]:
-    out = {
-        MOUNT_UNIT_PATH: render("var-lib-docker.mount.j2", vg=spec.vg, lv=spec.overlay2.lv,
-                                what=spec.lv_path, options=mount_options(spec)),
-    }  # fmt: skip
-    if exec_start:
-        out[DOCKER_DROPIN] = render("docker-overlay2.conf.j2", vg=spec.vg, lv=spec.overlay2.lv,
-                                    exec_start=exec_start, args=overlay2_args(spec))  # fmt: skip
-    return out
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
 
 
-def verify(spec: Spec, lvm: LvmState, *, docker_checked: bool) -> tuple[str, ...]:
-    ref = f"{spec.vg}/{spec.overlay2.lv}"
-    lv, vg = lvm.lv(spec.vg, spec.overlay2.lv), lvm.vg(spec.vg)
-    if lv is None or vg is None:
-        raise VerifyError(f"{ref} does not exist after apply", "see the log above")
-    problems = []
-    if lv.attr[:1] != "-":
-        problems.append(f"lv_attr {lv.attr!r}, expected a plain LV ('-...')")
-    if OWNER_TAG not in lv.tags or OWNER_TAG not in vg.tags:
-        problems.append(f"the {OWNER_TAG} tag is missing on the VG or the LV")
-    m = mount_at(read_mountinfo(), DOCKER_ROOT)
-    if m is None or m.devno != devno(spec.lv_path):
-        problems.append(f"{DOCKER_ROOT} is not mounted from {spec.lv_path}")
-    elif m.fstype != "xfs":
-        problems.append(f"{DOCKER_ROOT} is {m.fstype}, expected xfs")
-    elif spec.overlay2.container_size is not None and not m.options & {"prjquota", "pquota"}:
-        problems.append(f"{DOCKER_ROOT} is mounted without project quotas (prjquota)")
-    if docker_checked and not problems:
-        problems.extend(_verify_docker())
-    if problems:
-        raise VerifyError(f"{ref} does not match the config: " + "; ".join(problems),
-                          "see the log above")  # fmt: skip
-    checks = [f"{ref}: plain LV, tagged", f"{DOCKER_ROOT}: xfs on {spec.lv_path}"]
-    if docker_checked:
-        checks.append(f"docker: overlay2 in {DOCKER_ROOT}")
-    return tuple(checks)
+class DockerOverlay2(Plugin):
+    name = Runtime.DOCKER_OVERLAY2
+    section = "overlay2"
+    thin = False
+    root = DOCKER_ROOT
+    default_data_percent = 100  # one LV, no pool to autoextend: the whole VG
+    units = DOCKER_UNITS
+    hold_units = DOCKER_HOLD_UNITS
+    service_unit = DOCKER_UNIT
+    order_unit = "docker"
+
+    def parse_section(self, raw: Mapping[str, Any]) -> object:
+        size = raw.get("container_size")
+        return Overlay2(lv=raw["lv"], container_size=parse_size(size) if size else None)
+
+    def section_mapping(self, spec: Spec) -> dict[str, Any]:
+        o = options(spec)
+        out: dict[str, Any] = {"lv": o.lv}
+        if o.container_size is not None:
+            out["container_size"] = format_size(o.container_size)
+        return {"overlay2": out}
+
+    def lv_field(self) -> tuple[str, ...]:
+        return ("overlay2", "lv")
+
+    def probe(self, spec: Spec, *, restart: RestartMode) -> RuntimeState:
+        root, foreign = probe_root_dir(spec.lv_path, DOCKER_ROOT)
+        docker = probe_docker(service_state=True)
+        return RuntimeState(service=docker, foreign=foreign, config=_read(DAEMON_JSON),
+                            root=root)  # fmt: skip
+
+    def probe_lv(self, spec: Spec, lvm: LvmState, state: RuntimeState) -> RuntimeState:
+        assert state.root is not None
+        lv_state = probe_lv(state.root, lvm, spec.vg, spec.lv, spec.lv_path, DOCKER_ROOT)
+        return replace(state, root=lv_state)
+
+    def check(self, spec: Spec, state: RuntimeState) -> None:
+        require_exec_start(require_docker(self.name, state.service))
+
+    def files(self, spec: Spec, state: RuntimeState) -> dict[str, str]:
+        o = options(spec)
+        out = {
+            MOUNT_UNIT_PATH: render("var-lib-docker.mount.j2", vg=spec.vg, lv=o.lv,
+                                    what=spec.lv_path, options=mount_options(spec)),
+        }  # fmt: skip
+        exec_start = state.service.exec_start if state.service is not None else None
+        if exec_start:
+            out[DOCKER_DROPIN] = render("docker-overlay2.conf.j2", vg=spec.vg, lv=o.lv,
+                                        exec_start=strip_storage_flags(exec_start),
+                                        args=overlay2_args(spec))  # fmt: skip
+        return out
+
+    def plan_lv(self, b: PlanBuilder, spec: Spec, observed: Observed, vg: Any,
+                vg_bytes: int) -> bool:  # fmt: skip
+        return plan_lv(
+            b, vg_name=spec.vg, lv_name=spec.lv, lv_path=spec.lv_path,
+            data_percent=spec.data_percent, lvm=observed.lvm, root=observed.runtime.root,
+            vg=vg, vg_bytes=vg_bytes, runtime=self.name, lv_field="overlay2.lv",
+        )  # fmt: skip
+
+    def plan(
+        self,
+        b: PlanBuilder,
+        spec: Spec,
+        observed: Observed,
+        files: Mapping[str, str],
+        *,
+        restart: RestartMode,
+        grow_fs: bool,
+    ) -> None:
+        state = observed.runtime
+        docker = state.service
+        check_daemon_json(state.config, ("data-root", "graph"))
+        on_lv = refuse_other_mount(state.root, DOCKER_ROOT, spec.lv_path, self.name)
+        stopped = False
+        if not on_lv and state.foreign:
+            stopped = move_aside(
+                b, docker, self.units, path=DOCKER_ROOT,
+                backup=f"{BACKUP_PREFIX}{observed.timestamp}",
+                why_stop=f"docker must stop before {DOCKER_ROOT} is moved aside",
+                why=f"{DOCKER_ROOT} holds data that is not on {spec.vg}/{spec.lv} "
+                f"({', '.join(state.foreign)}); kept as a backup, never deleted",
+            )  # fmt: skip
+        changed = write_changed(b, observed, files, "docker's storage on its own LV")
+        daemon_reload(b, bool(changed), docker, "systemd must read the new units")
+        stopped = plan_mount(
+            b, root=DOCKER_ROOT, root_state=state.root, on_lv=on_lv, lv_path=spec.lv_path,
+            mount_changed=MOUNT_UNIT_PATH in changed, grow_fs=grow_fs, service=docker,
+            units=self.units, runtime_label="docker", stopped=stopped,
+        )  # fmt: skip
+        flags = overlay2_args(spec)
+        has_flags = docker is not None and all(f in docker.cmdline for f in flags)
+        moved = stopped or not on_lv
+        converge_service(
+            b, docker, restart, name="docker", changed=bool(changed) or moved,
+            boot_changed=DOCKER_DROPIN in changed or moved, healthy=has_flags,
+            stopped=stopped,
+            why_changed="docker must start on its LV with overlay2",
+            why_unhealthy=f"the running dockerd lacks {' '.join(flags)}",
+            # never a blocking start from cloud-init: docker is ordered after it
+            why_boot="the running dockerd must move to its LV (restarted after boot)",
+            why_start_after_stop="docker was running; it starts again on its LV (after "
+            "boot)",
+        )  # fmt: skip
+
+    def verify(self, spec: Spec, lvm: LvmState, *, restarted: bool) -> tuple[str, ...]:
+        ref = spec.ref
+        if lvm.lv(spec.vg, spec.lv) is None or lvm.vg(spec.vg) is None:
+            raise VerifyError(f"{ref} does not exist after apply", "see the log above")
+        problems = root_problems(lvm, spec.vg, spec.lv, spec.lv_path, DOCKER_ROOT,
+                                 quotas=options(spec).container_size is not None)  # fmt: skip
+
+        def root_dir(info: dict[str, Any]) -> list[str]:
+            if info.get("DockerRootDir") != DOCKER_ROOT:
+                return [f"Docker Root Dir {info.get('DockerRootDir')!r}, expected "
+                        f"{DOCKER_ROOT!r}"]  # fmt: skip
+            return []
+
+        if restarted and not problems:
+            problems.extend(docker_info_problems("overlay2", root_dir))
+        if problems:
+            raise VerifyError(f"{ref} does not match the config: " + "; ".join(problems),
+                              "see the log above")  # fmt: skip
+        checks = [f"{ref}: plain LV, tagged", f"{DOCKER_ROOT}: xfs on {spec.lv_path}"]
+        if restarted:
+            checks.append(f"docker: overlay2 in {DOCKER_ROOT}")
+        return tuple(checks)
+
+    def managed_paths(self, spec: Spec) -> tuple[str, ...]:
+        return (DOCKER_DROPIN, MOUNT_UNIT_PATH)
+
+    def reset_probe(self, spec: Spec, active: tuple[str, ...], mountinfo: str) -> ResetState:
+        return ResetState(
+            containers=docker_containers(DOCKER_UNIT in active),
+            root_ours=root_is_ours(mountinfo, DOCKER_ROOT, spec.lv_path),
+            mount_enabled=os.path.lexists(MOUNT_WANTS),
+        )
+
+    def reset_unmount(self, spec: Spec, state: ResetState) -> list[Step]:
+        return reset_unmount(DOCKER_ROOT, spec.lv_path, state.root_ours, state.mount_enabled)
 
 
-def _verify_docker() -> list[str]:
-    info = run(["docker", "info", "--format", "{{json .}}"], check=False)
-    if info.returncode != 0:
-        return [f"docker info failed: {info.stderr.strip()}"]
-    data = json.loads(info.stdout)
-    out = []
-    if data.get("Driver") != "overlay2":
-        out.append(f"docker storage driver {data.get('Driver')!r}, expected 'overlay2'")
-    if data.get("DockerRootDir") != DOCKER_ROOT:
-        out.append(f"Docker Root Dir {data.get('DockerRootDir')!r}, expected {DOCKER_ROOT!r}")
-    return out
-
-
-def volumes(lvm: LvmState, mountinfo: str) -> list[dict[str, object]]:
-    """docker-overlay2's LVs and whether each is mounted at /var/lib/docker (status)."""
-    return _volumes(lvm, mountinfo, (DOCKER_ROOT,))
+PLUGIN = DockerOverlay2()

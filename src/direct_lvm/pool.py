@@ -1,0 +1,102 @@
+"""The thin pool's own pieces, for the runtimes that consume it: its LVM autoextend
+profile (path, content, and the policy read back for status) and its verification after
+apply. The pool itself is planned in plan.py and grown in growth.py."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from . import OWNER_TAG
+from .errors import VerifyError
+from .model import Spec
+from .probe import LvmState
+from .render import render
+from .run import run
+from .units import format_size
+
+PROFILE_DIR = "/etc/lvm/profile"
+
+
+def profile_file(name: str) -> str:
+    """The path of the LVM metadata profile `name`."""
+    return f"{PROFILE_DIR}/{name}.profile"
+
+
+def profile_path(spec: Spec) -> str:
+    return profile_file(spec.profile_name)
+
+
+def profile_files(spec: Spec) -> dict[str, str]:
+    """{the profile's path: its content}: the autoextend policy lvcreate names."""
+    return {
+        profile_path(spec): render(
+            "lvm-profile.profile.j2",
+            vg=spec.vg,
+            pool=spec.pool,
+            threshold=spec.autoextend.threshold,
+            percent=spec.autoextend.percent,
+        )
+    }
+
+
+def profile_policy(name: str) -> tuple[int, int] | None:
+    """(threshold, percent) of the autoextend profile `name`; None when autoextend is off
+    (no profile, or threshold 100)."""
+    text = None
+    if name:
+        try:
+            text = Path(profile_file(name)).read_text()
+        except FileNotFoundError:
+            text = None
+    m = re.search(r"thin_pool_autoextend_percent\s*=\s*(\d+)", text or "")
+    t = re.search(r"thin_pool_autoextend_threshold\s*=\s*(\d+)", text or "")
+    if not m or not t or int(t.group(1)) >= 100:
+        return None
+    return int(t.group(1)), int(m.group(1))
+
+
+def _monitor_hint() -> str:
+    state = run(["systemctl", "is-active", "dm-event.socket", "dm-event.service"], check=False)
+    if "active" not in state.stdout.split():
+        return (
+            "dmeventd is not running, so LVM cannot monitor (or autoextend) the pool: "
+            "systemctl enable --now dm-event.socket lvm2-monitor.service, then run "
+            "direct-lvm apply again"
+        )
+    return "check `journalctl -u dm-event` and lvm.conf activation/monitoring, then re-run apply"
+
+
+def verify_pool(
+    spec: Spec, lvm: LvmState, runtime_problems: Callable[[], list[str]] | None = None
+) -> tuple[str, ...]:
+    """Compare the re-probed pool with the spec, and add what `runtime_problems` finds
+    (the runtime's own view after a restart); raise VerifyError on any difference."""
+    ref = f"{spec.vg}/{spec.pool}"
+    pool = lvm.lv(spec.vg, spec.pool)
+    vg = lvm.vg(spec.vg)
+    problems: list[str] = []
+    if pool is None or vg is None:
+        raise VerifyError(f"{ref} does not exist after apply", "see the log above")
+    expect: list[tuple[str, object, object]] = [
+        ("thin pool (lv_attr t...)", pool.attr[:1], "t"),
+        ("chunk size", format_size(pool.chunk_size), format_size(spec.chunk_size)),
+        ("zeroing", pool.zero, spec.zero),
+        ("metadata profile", pool.profile, spec.profile_name),
+        ("VG tag", OWNER_TAG in vg.tags, True),
+        ("pool tag", OWNER_TAG in pool.tags, True),
+        ("when full", pool.when_full, "error" if spec.error_when_full else "queue"),
+    ]
+    for what, got, want in expect:
+        if got != want:
+            problems.append(f"{what}: {got!r}, expected {want!r}")
+    hint = "see the log above"
+    if pool.monitor != "monitored":
+        problems.append(f"seg_monitor: {pool.monitor!r}, expected 'monitored'")
+        hint = _monitor_hint()
+    if runtime_problems is not None:
+        problems.extend(runtime_problems())
+    if problems:
+        raise VerifyError(f"{ref} does not match the config: " + "; ".join(problems), hint)
+    return tuple(f"{what}: {want!r}" for what, _, want in expect) + ("seg_monitor: monitored",)

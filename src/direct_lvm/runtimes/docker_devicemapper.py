@@ -1,0 +1,172 @@
+"""docker-devicemapper: Docker <= 24 with the devicemapper storage driver on the thin
+pool. A drop-in repeats docker.service's ExecStart with the pool's storage options; an
+earlier /var/lib/docker of another driver (or loop-lvm) is moved aside, never deleted."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from ..errors import ConfigError
+from ..model import Spec
+from ..observed import Observed, RuntimeState
+from ..pool import profile_path, verify_pool
+from ..probe import LvmState
+from ..render import render
+from ..steps import PlanBuilder
+from . import Runtime
+from ._docker import (
+    BACKUP_PREFIX,
+    DAEMON_JSON,
+    DOCKER_DROPIN,
+    DOCKER_HOLD_UNITS,
+    DOCKER_ROOT,
+    DOCKER_UNIT,
+    DOCKER_UNITS,
+    check_daemon_json,
+    docker_containers,
+    docker_info_problems,
+    foreign_storage,
+    probe_docker,
+    require_docker,
+    require_exec_start,
+    strip_storage_flags,
+    with_version,
+)
+from ._lvroot import move_aside
+from ._systemd import RestartMode, converge_service, daemon_reload
+from .base import Plugin, ResetState, write_changed
+
+RESET_SUFFIX = "-reset"  # docker's state on a removed pool: BACKUP_PREFIX<time>-reset
+
+
+def dropin_args(spec: Spec) -> list[str]:
+    return [
+        "--storage-driver=devicemapper",
+        f"--storage-opt=dm.thinpooldev={spec.pool_path}",
+        "--storage-opt=dm.use_deferred_removal=true",
+        "--storage-opt=dm.use_deferred_deletion=true",
+    ]
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+class DockerDevicemapper(Plugin):
+    name = Runtime.DOCKER_DEVICEMAPPER
+    units = DOCKER_UNITS
+    hold_units = DOCKER_HOLD_UNITS
+    service_unit = DOCKER_UNIT
+    order_unit = "docker"
+
+    def probe(self, spec: Spec, *, restart: RestartMode) -> RuntimeState:
+        foreign = foreign_storage()
+        # always (one systemctl call): even --no-restart must know whether systemd still
+        # has to read a drop-in an interrupted run wrote (NeedDaemonReload)
+        docker = probe_docker(service_state=True)
+        return RuntimeState(service=docker, foreign=foreign, config=_read(DAEMON_JSON))
+
+    def gate(self, spec: Spec, state: RuntimeState) -> None:
+        docker = require_docker(self.name, state.service, " <= 24")
+        if docker.version and docker.version >= (25, 0):
+            raise ConfigError(
+                f"runtime docker-devicemapper: the installed {docker.version_text!r} has no "
+                "devicemapper storage driver (removed in Docker 25.0)",
+                "set runtime: docker-overlay2 (overlay2 on a dedicated LV) or "
+                "containerd-devmapper, or install Docker <= 24",
+            )
+        require_exec_start(docker)
+
+    def check(self, spec: Spec, state: RuntimeState) -> None:
+        # the version costs a process: only "not installed" here, the rest with changes
+        if state.service is None or not state.service.installed:
+            self.gate(spec, state)
+
+    def check_changes(self, spec: Spec, state: RuntimeState) -> None:
+        if state.service is not None:
+            self.gate(spec, replace(state, service=with_version(state.service)))
+
+    def files(self, spec: Spec, state: RuntimeState) -> dict[str, str]:
+        docker = state.service
+        if docker is None or not docker.exec_start:
+            return {}
+        return {
+            DOCKER_DROPIN: render(
+                "docker-devicemapper.conf.j2",
+                vg=spec.vg,
+                pool=spec.pool,
+                exec_start=strip_storage_flags(docker.exec_start),
+                args=dropin_args(spec),
+            )
+        }
+
+    def plan(
+        self,
+        b: PlanBuilder,
+        spec: Spec,
+        observed: Observed,
+        files: Mapping[str, str],
+        *,
+        restart: RestartMode,
+        grow_fs: bool,
+    ) -> None:
+        state = observed.runtime
+        docker = state.service
+        check_daemon_json(state.config)
+        stopped = False
+        if state.foreign:
+            stopped = move_aside(
+                b, docker, self.units, path=DOCKER_ROOT,
+                backup=f"{BACKUP_PREFIX}{observed.timestamp}",
+                why_stop="docker must stop before its old storage is moved aside",
+                why=f"{DOCKER_ROOT} holds storage that is not on the pool "
+                f"({', '.join(state.foreign)}); kept as a backup, never deleted",
+            )  # fmt: skip
+        changed = DOCKER_DROPIN in write_changed(b, observed, files, "docker's storage options")
+        daemon_reload(b, changed, docker, "systemd must read the new drop-in")
+        wanted = f"dm.thinpooldev={spec.pool_path}"
+        on_pool = docker is not None and any(a.endswith(wanted) for a in docker.cmdline)
+        converge_service(
+            b, docker, restart, name="docker", changed=changed, boot_changed=changed,
+            healthy=on_pool, stopped=stopped,
+            why_changed="docker must start with the new storage options",
+            why_unhealthy=f"the running dockerd lacks {wanted}",
+            # Never start docker from cloud-init (it is ordered after cloud-init: a
+            # blocking start deadlocks the boot); it starts by itself and finds its
+            # drop-in in place.
+            why_boot="the running dockerd must pick up the pool (restarted after boot)",
+        )  # fmt: skip
+
+    def verify(self, spec: Spec, lvm: LvmState, *, restarted: bool) -> tuple[str, ...]:
+        def pool_name(info: dict[str, Any]) -> list[str]:
+            status = {k: v for k, v in info.get("DriverStatus") or []}
+            if status.get("Pool Name") != spec.pool_dm_name:
+                return [f"docker pool {status.get('Pool Name')!r}, expected {spec.pool_dm_name!r}"]
+            return []
+
+        def on_docker() -> list[str]:
+            return docker_info_problems("devicemapper", pool_name)
+
+        return verify_pool(spec, lvm, on_docker if restarted else None)
+
+    def managed_paths(self, spec: Spec) -> tuple[str, ...]:
+        return (profile_path(spec), DOCKER_DROPIN)
+
+    def reset_probe(self, spec: Spec, active: tuple[str, ...], mountinfo: str) -> ResetState:
+        return ResetState(
+            containers=docker_containers(DOCKER_UNIT in active),
+            pool_state=DOCKER_ROOT if os.path.isdir(f"{DOCKER_ROOT}/devicemapper") else "",
+        )
+
+    def reset_backup(self, pool_state: str, timestamp: str) -> str:
+        return f"{BACKUP_PREFIX}{timestamp}{RESET_SUFFIX}"
+
+
+PLUGIN = DockerDevicemapper()
