@@ -18,12 +18,14 @@ TYPE_CHECKING = False  # typing's own costs an import; mypy knows this name
 if TYPE_CHECKING:
     import argparse
     import logging
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any, NoReturn
 
     from .model import Spec
     from .plan import Plan
     from .runtimes._systemd import RestartMode
+    from .status import PoolStatus, VolumeStatus
+    from .steps import Step
 
 
 def _log() -> logging.Logger:
@@ -114,6 +116,28 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_CHANGES_PENDING if args.exit_code and not p.empty else EXIT_OK
 
 
+# Test-only: the guest crash-convergence tests (tests/guest/in_guest/crashkit.py) stop
+# `apply` right after step k with DIRECT_LVM_TEST_CRASH_AFTER_STEP=k (exit 99). The CLI
+# adapter reads it and passes the engine a callback; the engine's loop never looks.
+CRASH_ENV = "DIRECT_LVM_TEST_CRASH_AFTER_STEP"
+CRASH_EXIT = 99
+
+
+def crash_hook() -> Callable[[int, Step], None] | None:
+    import os
+
+    k = int(os.environ.get(CRASH_ENV, "0") or 0)
+    if not k:
+        return None
+
+    def stop_after(done: int, step: Step) -> None:
+        if done == k:
+            _log().info("%s=%d: stopping here on purpose", CRASH_ENV, k)
+            os._exit(CRASH_EXIT)
+
+    return stop_after
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     from . import core, spec
 
@@ -123,7 +147,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         from .render import remember
 
         remember()
-    result = core.apply(s, restart=_restart(args), dry_run=args.dry_run)
+    result = core.apply(s, restart=_restart(args), dry_run=args.dry_run, after_step=crash_hook())
     if args.json:
         _print_json(_apply_json(s, result, dry_run=args.dry_run))
         return 0
@@ -204,7 +228,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
         return code
     if fmt == "json":
-        doc = report.envelope(pools=pools, volumes=lvs, config_file=config_file)
+        doc = report.envelope(
+            pools=[p.to_json() for p in pools],
+            volumes=[v.to_json() for v in lvs],
+            config_file=config_file,
+        )
         if args.check:
             doc["check"] = verdict.to_json()
         _print_json(doc)
@@ -212,23 +240,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.check:  # the monitoring plugin's one line (stdout); warnings still on stderr
         print(verdict.line)
         for p in pools:
-            for warning in p["warnings"]:
+            for warning in p.warnings:
                 log.warning("warning: %s", warning)
         return code
     return _print_status(pools, lvs, config_file)
 
 
-def _print_status(
-    pools: list[dict[str, Any]], lvs: list[dict[str, Any]], config_file: str | None
-) -> int:
+def _print_status(pools: list[PoolStatus], lvs: list[VolumeStatus], config_file: str | None) -> int:
     from . import core
     from .units import human
 
     log = _log()
 
-    for v in lvs:  # docker-overlay2's LVs
-        where = f"mounted at {v['mounted_at']}" if v["mounted_at"] else "not mounted"
-        print(f"{v['vg']}/{v['lv']} ({v['dm_path']}): {human(v['size'])} plain LV, {where}")
+    for v in lvs:  # the plain LVs of the runtimes that use one
+        where = f"mounted at {v.mounted_at}" if v.mounted_at else "not mounted"
+        print(f"{v.vg}/{v.lv} ({v.dm_path}): {human(v.size)} plain LV, {where}")
     if not pools:
         if not lvs:
             if config_file is None:
@@ -238,29 +264,25 @@ def _print_status(
                 print("no thin pool managed by direct-lvm on this host")
         return 0
     for p in pools:
-        left = p["extensions_left"]
+        left = p.extensions_left
         print(
-            f"{p['vg']}/{p['pool']} ({p['dm_path']}): {human(p['size'])}, "
-            f"data {p['data_percent']}%, metadata {p['metadata_percent']}% of "
-            f"{human(p['metadata_size'])}, chunk {human(p['chunk_size'])}, "
-            f"profile {p['profile'] or '-'}, {p['monitor'] or 'not monitored'}, "
-            f"when full: {p['when_full'] or '-'}, "
+            f"{p.vg}/{p.pool} ({p.dm_path}): {human(p.size)}, "
+            f"data {p.data_percent}%, metadata {p.metadata_percent}% of "
+            f"{human(p.metadata_size)}, chunk {human(p.chunk_size)}, "
+            f"profile {p.profile or '-'}, {p.monitor or 'not monitored'}, "
+            f"when full: {p.when_full or '-'}, "
             + ("autoextend off" if left is None else f"room for {left} autoextend step(s)")
         )
-        for pv in p.get("pvs", []):
+        for pv in p.pvs:
             print(
-                f"  PV {pv['device']}: {human(pv['size'])}, serial {pv['serial'] or '-'}"
-                + (f", wwn {pv['wwn']}" if pv["wwn"] else "")
-                + "".join(f", {link}" for link in pv["by_id"][:1])
-                + (
-                    f"; chosen by devices entry {pv['entry']}: {pv['reason']}"
-                    if pv["entry"]
-                    else ""
-                )
+                f"  PV {pv.device}: {human(pv.size)}, serial {pv.serial or '-'}"
+                + (f", wwn {pv.wwn}" if pv.wwn else "")
+                + "".join(f", {link}" for link in pv.by_id[:1])
+                + (f"; chosen by devices entry {pv.entry}: {pv.reason}" if pv.entry else "")
             )
-        for kept in p["docker_backups"]:
+        for kept in p.docker_backups:
             print(f"  docker's earlier storage kept at {kept}")
-        for warning in p["warnings"]:
+        for warning in p.warnings:
             log.warning("warning: %s", warning)
     return 0
 

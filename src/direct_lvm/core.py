@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +32,18 @@ from .runtimes._docker import DOCKER_HOLD_UNITS, backups
 from .runtimes._lvroot import read_mountinfo
 from .runtimes._lvroot import volumes as lv_volumes
 from .runtimes._systemd import RestartMode
+from .runtimes.base import read_file as read_file
 from .spec import CONFIG_KEY, parse_text
 from .spec import from_mapping as spec_from_mapping
+from .status import PoolStatus, PvStatus, VolumeStatus
 from .steps import FILE_MODE, Action, Kind
 from .units import dm_name, human
 
 log = logging.getLogger("direct_lvm")
 
-# Test-only: stop the process right after step k (crash-convergence tests).
-CRASH_ENV = "DIRECT_LVM_TEST_CRASH_AFTER_STEP"
+# Called after each step that ran, with its number (from 1) and the step. Production
+# passes none; the crash-convergence tests pass one through the CLI (cli.crash_hook).
+AfterStep = Callable[[int, Step], None]
 
 
 def desired_files(spec: Spec, state: RuntimeState | None = None) -> dict[str, str]:
@@ -50,13 +53,6 @@ def desired_files(spec: Spec, state: RuntimeState | None = None) -> dict[str, st
     files = profile_files(spec) if rt.thin else {}
     files.update(rt.files(spec, state or RuntimeState()))
     return files
-
-
-def read_file(path: str) -> str | None:
-    try:
-        return Path(path).read_text()
-    except FileNotFoundError:
-        return None
 
 
 def observe(
@@ -115,8 +111,7 @@ def write_file(path: str, content: str, mode: int = FILE_MODE) -> None:
         raise
 
 
-def execute(steps: tuple[Step, ...], *, on_step: Callable[[int, Step], None] | None = None) -> None:
-    crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
+def execute(steps: tuple[Step, ...], *, after_step: AfterStep | None = None) -> None:
     for k, step in enumerate(steps, 1):
         log.info("step %d/%d: %s", k, len(steps), step.reason)
         if step.action is Action.RUN:
@@ -125,11 +120,8 @@ def execute(steps: tuple[Step, ...], *, on_step: Callable[[int, Step], None] | N
             log.info("+ write %s (%d bytes)", step.path, len(step.content))
             log.debug("%s", step.shell())
             write_file(step.path, step.content)
-        if on_step:
-            on_step(k, step)
-        if crash_after == k:
-            log.info("%s=%d: stopping here on purpose", CRASH_ENV, k)
-            os._exit(99)
+        if after_step is not None:
+            after_step(k, step)
 
 
 @dataclass(frozen=True)
@@ -157,13 +149,17 @@ def exclusive(path: str = LOCK_PATH) -> Iterator[None]:
 
 
 def apply(
-    spec: Spec, *, restart: RestartMode = RestartMode.NOW, dry_run: bool = False
+    spec: Spec,
+    *,
+    restart: RestartMode = RestartMode.NOW,
+    dry_run: bool = False,
+    after_step: AfterStep | None = None,
 ) -> ApplyResult:
     if dry_run:
         return _apply(spec, restart=restart, dry_run=True)
     with exclusive():
         try:
-            result = _apply(spec, restart=restart, dry_run=False)
+            result = _apply(spec, restart=restart, dry_run=False, after_step=after_step)
         except DirectLvmError as e:
             record_apply(spec.ref, success=False, error=e.message)
             raise
@@ -203,14 +199,16 @@ def last_apply(path: str = LAST_APPLY) -> dict[str, Any] | None:
     return data
 
 
-def _apply(spec: Spec, *, restart: RestartMode, dry_run: bool) -> ApplyResult:
+def _apply(
+    spec: Spec, *, restart: RestartMode, dry_run: bool, after_step: AfterStep | None = None
+) -> ApplyResult:
     start = time.monotonic()
     the_plan, observed = make_plan(spec, restart=restart)
     if dry_run or the_plan.empty:
         # converged: what was just probed is what verify needs (one lvm call in all)
         checks = verify(spec, observed.lvm, restarted=False) if the_plan.empty else ()
         return ApplyResult(the_plan, checks, time.monotonic() - start)
-    execute(the_plan.steps)
+    execute(the_plan.steps, after_step=after_step)
     restarted = bool(the_plan.of_kind(Kind.RESTART))
     checks = verify(spec, probe_lvm(), restarted=restarted)
     for step in the_plan.of_kind(Kind.MOVE_ASIDE):
@@ -232,32 +230,31 @@ def verify(spec: Spec, lvm: LvmState, *, restarted: bool) -> tuple[str, ...]:
 UNMANAGED_WARN_PERCENT = 80
 
 
-def pool_warnings(entry: dict[str, Any]) -> list[str]:
+def pool_warnings(p: PoolStatus) -> list[str]:
     """The pool is past its threshold and nothing can extend it: data% or metadata% at or
     above the autoextend threshold (80 when autoextend is off) while the VG has no room
     for one more autoextend step (or autoextend is off)."""
-    threshold = entry["autoextend_threshold"] or UNMANAGED_WARN_PERCENT
-    if entry["extensions_left"]:
+    threshold = p.autoextend_threshold or UNMANAGED_WARN_PERCENT
+    if p.extensions_left:
         return []
     out = []
-    for what, key in (("data", "data_percent"), ("metadata", "metadata_percent")):
-        used = entry[key]
+    for what, used in (("data", p.data_percent), ("metadata", p.metadata_percent)):
         if used is not None and used >= threshold:
             why = (
                 "autoextend is off"
-                if entry["autoextend_percent"] is None
-                else f"the volume group has {human(entry['vg_free'])} free, not enough for "
-                f"one {entry['autoextend_percent']}% autoextend step"
+                if p.autoextend_percent is None
+                else f"the volume group has {human(p.vg_free)} free, not enough for "
+                f"one {p.autoextend_percent}% autoextend step"
             )
             out.append(
-                f"{entry['vg']}/{entry['pool']} {what} is {used:g}% full (threshold "
+                f"{p.vg}/{p.pool} {what} is {used:g}% full (threshold "
                 f"{threshold}%) and {why}: add a device to devices or grow one, then run "
                 "direct-lvm apply; or free space in the pool"
             )
     return out
 
 
-def pv_identity(lvm: LvmState, vg: str, block: Block) -> list[dict[str, Any]]:
+def pv_identity(lvm: LvmState, vg: str, block: Block) -> tuple[PvStatus, ...]:
     """Each PV of vg: size, serial, WWN, by-id links, and which devices entry chose it
     and why (from the record apply keeps)."""
     tree, links = block
@@ -267,31 +264,31 @@ def pv_identity(lvm: LvmState, vg: str, block: Block) -> list[dict[str, Any]]:
         dev = tree.get(pv.name)
         rec = record.get(pv.name, {})
         out.append(
-            {
-                "device": pv.name,
-                "size": pv.dev_size,
-                "serial": dev.serial if dev else rec.get("serial", ""),
-                "wwn": dev.wwn if dev else rec.get("wwn", ""),
+            PvStatus(
+                device=pv.name,
+                size=pv.dev_size,
+                serial=dev.serial if dev else rec.get("serial", ""),
+                wwn=dev.wwn if dev else rec.get("wwn", ""),
                 # the disk's own names first; lvm-pv-uuid-... links last
-                "by_id": sorted(links.get(pv.name, ()), key=lambda x: "/lvm-pv-" in x),
-                "entry": rec.get("entry"),
-                "reason": rec.get("reason"),
-            }
+                by_id=tuple(sorted(links.get(pv.name, ()), key=lambda x: "/lvm-pv-" in x)),
+                entry=rec.get("entry"),
+                reason=rec.get("reason"),
+            )
         )
-    return out
+    return tuple(out)
 
 
-def volumes() -> list[dict[str, Any]]:
+def volumes() -> list[VolumeStatus]:
     """The plain LVs of the runtimes that use one, and where each is mounted (status)."""
     roots = [r for name in runtimes.Runtime if (r := runtimes.get(name).root)]
     return lv_volumes(probe_lvm(), read_mountinfo(), roots)
 
 
-def status(lvm: LvmState | None = None, block: Block | None = None) -> list[dict[str, Any]]:
+def status(lvm: LvmState | None = None, block: Block | None = None) -> list[PoolStatus]:
     """One entry per thin pool in a VG direct-lvm owns, with its PVs' identity and the
     backups of docker's earlier storage that a takeover kept, and warnings when it is
     filling up with no room left to extend."""
-    kept = backups()
+    kept = tuple(backups())
     if lvm is None:
         lvm = probe_lvm()
         block = block or probe_block()
@@ -305,32 +302,29 @@ def status(lvm: LvmState | None = None, block: Block | None = None) -> list[dict
             policy = profile_policy(lv.profile)
             percent = policy[1] if policy else None
             room = extension_room(vg.free, lv.size, vg.extent_size, percent) if percent else None
-            entry: dict[str, Any] = {
-                "vg": vg.name,
-                "pool": lv.name,
-                "dm_path": f"/dev/mapper/{dm_name(vg.name, lv.name)}",
-                "size": lv.size,
-                "metadata_size": lv.metadata_size,
-                "data_percent": lv.data_percent,
-                "metadata_percent": lv.metadata_percent,
-                "chunk_size": lv.chunk_size,
-                "zero": lv.zero,
-                "when_full": lv.when_full,
-                "profile": lv.profile,
-                "monitor": lv.monitor,
-                "attr": lv.attr,
-                "vg_free": vg.free,
-                "autoextend_threshold": policy[0] if policy else None,
-                "autoextend_percent": percent,
-                "extensions_left": room,
-                "lv_uuid": lv.uuid,
-                "docker_backups": kept,
-            }
-            entry["warnings"] = pool_warnings(entry)
-            out.append(entry)
-    for entry in out:
-        entry["pvs"] = pv_identity(lvm, str(entry["vg"]), block or ({}, {}))
-    return out
+            entry = PoolStatus(
+                vg=vg.name,
+                pool=lv.name,
+                dm_path=f"/dev/mapper/{dm_name(vg.name, lv.name)}",
+                size=lv.size,
+                metadata_size=lv.metadata_size,
+                data_percent=lv.data_percent,
+                metadata_percent=lv.metadata_percent,
+                chunk_size=lv.chunk_size,
+                zero=lv.zero,
+                when_full=lv.when_full,
+                profile=lv.profile,
+                monitor=lv.monitor,
+                attr=lv.attr,
+                vg_free=vg.free,
+                autoextend_threshold=policy[0] if policy else None,
+                autoextend_percent=percent,
+                extensions_left=room,
+                lv_uuid=lv.uuid,
+                docker_backups=kept,
+            )
+            out.append(replace(entry, warnings=tuple(pool_warnings(entry))))
+    return [replace(e, pvs=pv_identity(lvm, e.vg, block or ({}, {}))) for e in out]
 
 
 # ------------------------------------------------------------------ boot (cloud-init)

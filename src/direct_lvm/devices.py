@@ -127,9 +127,6 @@ class Selection:
     chosen: tuple[Choice, ...]
     missing: tuple[str, ...]  # entries nothing matched (yet)
 
-    def real(self, label: str) -> str | None:
-        return next((c.real for c in self.chosen if c.label == label), None)
-
 
 def describe(dev: BlockDevice) -> str:
     return f"{dev.real} ({human(dev.size)}, serial {dev.serial or '-'})"

@@ -13,10 +13,7 @@ from .errors import RefusedError
 from .model import Spec
 from .probe import LV, VG, BlockDevice, LvmState
 from .steps import Kind, PlanBuilder
-from .units import MIB, auto_metadata_size, format_size, human, round_up
-
-# lvm2's default for a new PV on a whole device: the first extent starts at 1 MiB.
-NEW_PV_PE_START = 1 * MIB
+from .units import PV_PE_START, auto_metadata_size, format_size, human, round_up
 
 
 def grow_vg(b: PlanBuilder, spec: Spec, vg: VG, lvm: LvmState,
@@ -53,7 +50,7 @@ def grow_vg(b: PlanBuilder, spec: Spec, vg: VG, lvm: LvmState,
             f"{spec.vg!r}: the volume group grows",
             "vgextend", spec.vg, *(d.real for d in new), kind=Kind.LVM,
         )  # fmt: skip
-        gained += sum(max(0, d.size - NEW_PV_PE_START) // extent for d in new)
+        gained += sum(max(0, d.size - PV_PE_START) // extent for d in new)
     if not gained:
         return vg
     return dataclasses.replace(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .devices import Selector
-from .runtimes import Runtime
+from .runtimes.table import Runtime
 from .units import dm_name
 
 

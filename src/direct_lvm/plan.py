@@ -22,10 +22,10 @@ from .steps import Action as Action
 from .steps import Kind, PlanBuilder
 from .steps import Plan as Plan
 from .steps import Step as Step
-from .units import MIB, auto_metadata_size, format_size, human, round_up
+from .units import MIB, PV_PE_START, auto_metadata_size, format_size, human, round_up
 
-# lvm2 defaults for a new VG on a whole device: 1 MiB before the first extent, 4 MiB extents.
-DEFAULT_PE_START = 1 * MIB
+# lvm2 defaults for a new VG on a whole device: PV_PE_START before the first extent,
+# 4 MiB extents.
 DEFAULT_EXTENT = 4 * MIB
 MIN_POOL_DATA = 64 * MIB
 
@@ -114,7 +114,7 @@ def _record_choices(b: PlanBuilder, spec: Spec, observed: Observed) -> None:
 
 def estimate_vg(devices: Mapping[str, BlockDevice]) -> tuple[int, int]:
     """(extent size, extent count) lvm2 will give a new VG on these devices by default."""
-    count = sum(max(0, d.size - DEFAULT_PE_START) // DEFAULT_EXTENT for d in devices.values())
+    count = sum(max(0, d.size - PV_PE_START) // DEFAULT_EXTENT for d in devices.values())
     return DEFAULT_EXTENT, count
 
 
@@ -324,6 +324,15 @@ def _create_pool(b: PlanBuilder, spec: Spec, s: Sizing) -> None:
         )  # fmt: skip
 
 
+def claim_lv(b: PlanBuilder, lv: LV, ref: str) -> None:
+    """An existing LV of ours (the pool, or a runtime's plain LV): tagged and active."""
+    if not lv.owned:
+        b.run(f"{ref} lacks the {OWNER_TAG} tag", "lvchange", "--addtag", OWNER_TAG, ref,
+              kind=Kind.LVM)  # fmt: skip
+    if not lv.active:
+        b.run(f"{ref} is not active", "lvchange", "--activate", "y", ref, kind=Kind.LVM)
+
+
 def _converge_pool(b: PlanBuilder, spec: Spec, vg: VG, pool: LV) -> None:
     ref = f"{spec.vg}/{spec.pool}"
     if not pool.is_thin_pool:
@@ -337,11 +346,7 @@ def _converge_pool(b: PlanBuilder, spec: Spec, vg: VG, pool: LV) -> None:
             f"{format_size(spec.chunk_size)}; a pool's chunk size cannot change in place",
             f"set chunk_size: {format_size(pool.chunk_size)}, or recreate the pool",
         )
-    if not pool.owned:
-        b.run(f"{ref} lacks the {OWNER_TAG} tag", "lvchange", "--addtag", OWNER_TAG, ref,
-              kind=Kind.LVM)  # fmt: skip
-    if not pool.active:
-        b.run(f"{ref} is not active", "lvchange", "--activate", "y", ref, kind=Kind.LVM)
+    claim_lv(b, pool, ref)
     if pool.zero != spec.zero:
         b.run(f"{ref} has zeroing {'on' if pool.zero else 'off'}", "lvchange", "--zero",
               "y" if spec.zero else "n", ref, kind=Kind.LVM)  # fmt: skip

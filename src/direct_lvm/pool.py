@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 from . import OWNER_TAG
 from .errors import VerifyError
@@ -14,6 +13,7 @@ from .model import Spec
 from .probe import LvmState
 from .render import render
 from .run import run
+from .runtimes.base import read_file
 from .units import format_size
 
 PROFILE_DIR = "/etc/lvm/profile"
@@ -44,12 +44,7 @@ def profile_files(spec: Spec) -> dict[str, str]:
 def profile_policy(name: str) -> tuple[int, int] | None:
     """(threshold, percent) of the autoextend profile `name`; None when autoextend is off
     (no profile, or threshold 100)."""
-    text = None
-    if name:
-        try:
-            text = Path(profile_file(name)).read_text()
-        except FileNotFoundError:
-            text = None
+    text = read_file(profile_file(name)) if name else None
     m = re.search(r"thin_pool_autoextend_percent\s*=\s*(\d+)", text or "")
     t = re.search(r"thin_pool_autoextend_threshold\s*=\s*(\d+)", text or "")
     if not m or not t or int(t.group(1)) >= 100:

@@ -13,7 +13,7 @@ from typing import Any
 from . import OWNER_TAG
 from .errors import CommandError
 from .run import run
-from .units import human
+from .units import PV_PE_START, human
 
 log = logging.getLogger("direct_lvm")
 
@@ -46,7 +46,7 @@ class PV:
     vg: str
     dev_size: int
     size: int  # pv_size: the usable extents (pe_count * extent size) once in a VG
-    pe_start: int = 1 << 20  # where the first extent starts (lvm2's default 1 MiB)
+    pe_start: int = PV_PE_START  # where the first extent starts (lvm2's default)
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def parse_fullreport(text: str) -> LvmState:
         for p in rep.get("pv", []):
             pvs.append(PV(p["pv_name"], p["pv_uuid"], p.get("vg_name", ""),
                           _int(p["dev_size"]), _int(p["pv_size"]),
-                          _int(p.get("pe_start", "")) or 1 << 20))  # fmt: skip
+                          _int(p.get("pe_start", "")) or PV_PE_START))  # fmt: skip
         for v in rep.get("vg", []):
             vgs.append(
                 VG(

@@ -2,14 +2,17 @@
 versioned JSON envelopes, `status --check` in the monitoring-plugins convention
 (Nagios/Icinga), and `status --format prometheus` (node_exporter's textfile collector).
 
-status entries are core.status()'s pools and core.volumes()'s LVs (dicts)."""
+status entries are core.status()'s pools and core.volumes()'s LVs (status.py's types)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .status import PoolStatus, VolumeStatus
 
 # Bumped only when a field changes meaning or goes away; new fields keep format 1.
 JSON_FORMAT = 1
@@ -61,27 +64,27 @@ class Check:
         }
 
 
-def pool_state(p: dict[str, Any]) -> tuple[int, str]:
+def pool_state(p: PoolStatus) -> tuple[int, str]:
     """(code, why) of one thin pool.
     CRITICAL: data or metadata at 100%, or LVM reports the pool failed, out of data space
     or with read-only metadata (lv_attr's health character F, D, M): writes fail or hang.
     WARNING: past its autoextend threshold with no room for one more step (core's
     warnings), or autoextend configured but the pool not monitored (dmeventd would never
     extend it). UNKNOWN: LVM reports no usage (the pool is not active)."""
-    attr = str(p.get("attr") or "")
+    attr = p.attr or ""
     health = HEALTH_CRITICAL.get(attr[8]) if len(attr) > 8 else None
     if health:
         return CRITICAL, health
-    data, meta = p.get("data_percent"), p.get("metadata_percent")
+    data, meta = p.data_percent, p.metadata_percent
     if data is None or meta is None:
         return UNKNOWN, "no usage reported (is the pool active?)"
     full = [w for w, v in (("data", data), ("metadata", meta)) if v >= 100]
     if full:
         return CRITICAL, " and ".join(full) + " full"
-    if p.get("warnings"):
-        threshold = p.get("autoextend_threshold") or DEFAULT_WARN_PERCENT
+    if p.warnings:
+        threshold = p.autoextend_threshold or DEFAULT_WARN_PERCENT
         return WARNING, f"past {threshold}% with no room to extend"
-    if p.get("autoextend_percent") is not None and p.get("monitor") != "monitored":
+    if p.autoextend_percent is not None and p.monitor != "monitored":
         return WARNING, "not monitored: autoextend will not run"
     return OK, ""
 
@@ -94,31 +97,31 @@ def _perf_value(x: float | None) -> str:
     return "U" if x is None else f"{x:g}"
 
 
-def check(pools: Sequence[dict[str, Any]], volumes: Sequence[dict[str, Any]] = ()) -> Check:
+def check(pools: Sequence[PoolStatus], volumes: Sequence[VolumeStatus] = ()) -> Check:
     """`status --check`: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (nothing managed here)."""
     states: list[tuple[str, int, str]] = []
     parts: list[str] = []
     perf: list[str] = []
     single = len(pools) == 1
     for p in pools:
-        name = f"{p['vg']}/{p['pool']}"
+        name = f"{p.vg}/{p.pool}"
         code, why = pool_state(p)
         states.append((name, code, why))
-        text = f"{name} data {_pct(p['data_percent'])} meta {_pct(p['metadata_percent'])}"
+        text = f"{name} data {_pct(p.data_percent)} meta {_pct(p.metadata_percent)}"
         parts.append(f"{text}: {STATE_NAMES[code]} {why}" if code != OK else text)
-        warn = p.get("autoextend_threshold") or DEFAULT_WARN_PERCENT
+        warn = p.autoextend_threshold or DEFAULT_WARN_PERCENT
         prefix = "" if single else f"{name} "
-        for label, key in (("data_percent", "data_percent"), ("metadata_percent",
-                                                              "metadata_percent")):  # fmt: skip
-            perf.append(_perf_label(prefix + label) + f"={_perf_value(p[key])}%;{warn};100;0;100")
+        for label, value in (("data_percent", p.data_percent),
+                             ("metadata_percent", p.metadata_percent)):  # fmt: skip
+            perf.append(_perf_label(prefix + label) + f"={_perf_value(value)}%;{warn};100;0;100")
     for v in volumes:
-        name = f"{v['vg']}/{v['lv']}"
-        mounted = bool(v.get("mounted_at"))
+        name = f"{v.vg}/{v.lv}"
+        mounted = bool(v.mounted_at)
         code, why = (OK, "") if mounted else (WARNING, "not mounted")
         states.append((name, code, why))
-        where = f"mounted at {v['mounted_at']}" if mounted else "NOT mounted"
+        where = f"mounted at {v.mounted_at}" if mounted else "NOT mounted"
         parts.append(f"{name} LV {where}")
-        perf.append(_perf_label(f"{name} size") + f"={v['size']}B;;;0")
+        perf.append(_perf_label(f"{name} size") + f"={v.size}B;;;0")
     if not states:
         return Check(UNKNOWN, "DIRECT-LVM UNKNOWN - no thin pool or LV managed by direct-lvm "
                      "on this host", ())  # fmt: skip
@@ -181,8 +184,8 @@ METRICS = {
 
 
 def prometheus(
-    pools: Sequence[dict[str, Any]],
-    volumes: Sequence[dict[str, Any]] = (),
+    pools: Sequence[PoolStatus],
+    volumes: Sequence[VolumeStatus] = (),
     last_apply: dict[str, Any] | None = None,
 ) -> str:
     """The text exposition format (version 0.0.4), one HELP/TYPE block per metric."""
@@ -194,22 +197,20 @@ def prometheus(
 
     vgs: dict[str, int] = {}
     for p in pools:
-        lab = _labels(vg=str(p["vg"]), pool=str(p["pool"]))
-        add("direct_lvm_pool_data_percent", lab, p["data_percent"])
-        add("direct_lvm_pool_metadata_percent", lab, p["metadata_percent"])
-        add("direct_lvm_pool_size_bytes", lab, p["size"])
-        add("direct_lvm_pool_metadata_size_bytes", lab, p["metadata_size"])
-        add("direct_lvm_pool_autoextend_threshold_percent", lab, p.get("autoextend_threshold"))
-        add("direct_lvm_pool_autoextend_steps_left", lab, p.get("extensions_left"))
-        add("direct_lvm_pool_monitored", lab, int(p.get("monitor") == "monitored"))
+        lab = _labels(vg=str(p.vg), pool=str(p.pool))
+        add("direct_lvm_pool_data_percent", lab, p.data_percent)
+        add("direct_lvm_pool_metadata_percent", lab, p.metadata_percent)
+        add("direct_lvm_pool_size_bytes", lab, p.size)
+        add("direct_lvm_pool_metadata_size_bytes", lab, p.metadata_size)
+        add("direct_lvm_pool_autoextend_threshold_percent", lab, p.autoextend_threshold)
+        add("direct_lvm_pool_autoextend_steps_left", lab, p.extensions_left)
+        add("direct_lvm_pool_monitored", lab, int(p.monitor == "monitored"))
         add("direct_lvm_pool_check_state", lab, pool_state(p)[0])
-        vgs[str(p["vg"])] = int(p["vg_free"])
+        vgs[str(p.vg)] = int(p.vg_free)
     for v in volumes:
-        lab = _labels(vg=str(v["vg"]), lv=str(v["lv"]))
-        add("direct_lvm_lv_size_bytes", lab, v["size"])
-        add("direct_lvm_lv_mounted", lab, int(bool(v.get("mounted_at"))))
-        if v.get("vg_free") is not None:
-            vgs[str(v["vg"])] = int(v["vg_free"])
+        lab = _labels(vg=str(v.vg), lv=str(v.lv))
+        add("direct_lvm_lv_size_bytes", lab, v.size)
+        add("direct_lvm_lv_mounted", lab, int(bool(v.mounted_at)))
     for vg, free in sorted(vgs.items()):
         add("direct_lvm_vg_free_bytes", _labels(vg=vg), free)
     if last_apply:

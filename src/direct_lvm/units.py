@@ -7,6 +7,8 @@ import re
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
+# lvm2's default for a new PV on a whole device: the first extent starts at 1 MiB.
+PV_PE_START = 1 * MIB
 TIB = 1024 * GIB
 
 _SIZE_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([KkMmGgTt])$")

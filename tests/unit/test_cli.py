@@ -10,6 +10,7 @@ import pytest
 from direct_lvm import cli, core, report
 from direct_lvm.errors import CommandError
 from direct_lvm.plan import Plan, Step
+from direct_lvm.status import PoolStatus
 from direct_lvm.steps import Kind
 
 CONFIG = "devices: [/dev/vdb]\n"
@@ -229,7 +230,7 @@ def pool(**kw):
             "attr": "twi-aotz--", "vg_free": 2 << 30, "autoextend_threshold": 80,
             "autoextend_percent": 20, "extensions_left": 1, "lv_uuid": "u",
             "docker_backups": [], "warnings": [], "pvs": []}  # fmt: skip
-    return {**base, **kw}
+    return PoolStatus(**{**base, **kw})
 
 
 @pytest.mark.parametrize(

@@ -225,7 +225,7 @@ def test_status_shows_each_pv_identity_and_why(monkeypatch):
     tree = parse_lsblk((DATA / "lsblk-bookworm.json").read_text())
     links = {"/dev/vdb": ("/dev/disk/by-id/virtio-dl-data1",)}
     (entry,) = core.status(_converged(s), (tree, links))
-    assert entry["pvs"] == [{
+    assert entry.to_json()["pvs"] == [{
         "device": "/dev/vdb", "size": 4 * G, "serial": "dl-data1", "wwn": "",
         "by_id": ["/dev/disk/by-id/virtio-dl-data1"], "entry": "serial=dl-data1",
         "reason": "the only disk",

@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 from obs import make_observed
+from test_cli import pool
 from test_plan import EXT, GIB, converged_lvm, core_files, docker, mkspec
 
 from direct_lvm import core
@@ -171,7 +172,7 @@ def entry(**kw):
     base = {"vg": "docker", "pool": "thinpool", "data_percent": 50.0, "metadata_percent": 10.0,
             "autoextend_threshold": 80, "autoextend_percent": 20, "extensions_left": 0,
             "vg_free": 0}  # fmt: skip
-    return {**base, **kw}
+    return pool(**{**base, **kw})
 
 
 @pytest.mark.parametrize(
@@ -198,17 +199,17 @@ def test_status_check_exit_code(monkeypatch, capsys):
     from direct_lvm import cli, report
 
     full = [
-        {
-            **entry(data_percent=90.0, monitor="monitored"),
-            "warnings": ["docker/thinpool data is 90% full"],
-        }
+        dataclasses.replace(
+            entry(data_percent=90.0, monitor="monitored"),
+            warnings=["docker/thinpool data is 90% full"],
+        )
     ]
     monkeypatch.setattr(core, "status", lambda: full)
     monkeypatch.setattr(core, "volumes", lambda: [])  # docker-overlay2's LVs: none here
     # monitoring-plugins: past the threshold with no room is a WARNING
     assert cli.main(["status", "--json", "--check"]) == report.WARNING == 1
     assert cli.main(["status", "--json"]) == 0
-    monkeypatch.setattr(core, "status", lambda: [{**full[0], "warnings": []}])
+    monkeypatch.setattr(core, "status", lambda: [dataclasses.replace(full[0], warnings=[])])
     assert cli.main(["status", "--json", "--check"]) == 0
 
 

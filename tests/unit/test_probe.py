@@ -30,9 +30,9 @@ def test_status_from_real_report(monkeypatch):
     lvm = parse_fullreport((DATA / "fullreport-bookworm.json").read_text())
     monkeypatch.setattr(core, "profile_policy", lambda name: (80, 20))
     (entry,) = core.status(lvm)
-    assert entry["dm_path"] == "/dev/mapper/docker-thinpool"
+    assert entry.dm_path == "/dev/mapper/docker-thinpool"
     # 804 MiB free, pool 3272 MiB: one 20% step (656 MiB) fits, a second (788 MiB) does not
-    assert entry["extensions_left"] == 1
+    assert entry.extensions_left == 1
 
 
 def test_empty_fullreport():

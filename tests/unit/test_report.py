@@ -8,6 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_cli import pool  # tests/unit is on sys.path (pytest prepend mode)
 
 from direct_lvm import core, report
+from direct_lvm.status import VolumeStatus
 
 
 def families(text):
@@ -25,8 +26,9 @@ def test_prometheus_parses_with_prometheus_client():
              autoextend_threshold=None, autoextend_percent=None, extensions_left=None,
              monitor=""),
     ]  # fmt: skip
-    volumes = [{"vg": "docker", "lv": "docker", "dm_path": "/dev/mapper/docker-docker",
-                "size": 10 << 30, "mounted_at": "/var/lib/docker"}]  # fmt: skip
+    volumes = [VolumeStatus(**{"vg": "docker", "lv": "docker",
+                               "dm_path": "/dev/mapper/docker-docker",
+                               "size": 10 << 30, "mounted_at": "/var/lib/docker"})]  # fmt: skip
     text = report.prometheus(pools, volumes, {"timestamp": 1764460800.25, "success": False})
     fams = families(text)
     assert set(fams) == {n for n in report.METRICS}  # every metric has a sample here

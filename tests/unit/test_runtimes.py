@@ -322,7 +322,7 @@ def test_status_lists_overlay2_volumes_and_their_mount():
     s = o2spec()
     lvm = lv_lvm(s)
     info = "90 22 254:4 / /var/lib/docker rw - xfs /dev/mapper/docker-docker rw,prjquota\n"
-    (v,) = lvroot.volumes(lvm, info, ("/var/lib/docker",))
+    (v,) = (x.to_json() for x in lvroot.volumes(lvm, info, ("/var/lib/docker",)))
     assert (v["vg"], v["lv"], v["dm_path"]) == ("docker", "docker", "/dev/mapper/docker-docker")
     assert v["mounted_at"] is None  # no such device node on the test host: not ours
     assert (

@@ -1,7 +1,7 @@
 """The container runtimes direct-lvm can point at its storage: one module per runtime,
 each a `Plugin` (base.py), found through the table below by the config's `runtime:`.
 
-To add a runtime: a member of `Runtime`, one line in `TABLE`, one module here that
+To add a runtime: a member of `Runtime` and one line in `TABLE` (table.py), one module here that
 defines `PLUGIN = YourPlugin()`, its templates in templates/, its section (if any) in the
 schema (schema/direct_lvm.schema.json: the `runtime` enum and `properties.<section>`),
 unit tests and a guest test. Nothing outside this package names a runtime: core, plan,
@@ -19,28 +19,11 @@ import importlib
 from functools import cache
 from typing import TYPE_CHECKING
 
-from .._compat import StrEnum
+from .table import TABLE as TABLE
+from .table import Runtime as Runtime
 
 if TYPE_CHECKING:
     from .base import Plugin
-
-
-class Runtime(StrEnum):
-    """The config's `runtime:` values."""
-
-    DOCKER_DEVICEMAPPER = "docker-devicemapper"
-    CONTAINERD_DEVMAPPER = "containerd-devmapper"
-    DOCKER_OVERLAY2 = "docker-overlay2"
-
-
-# runtime -> (its module in this package, its cloud-config section or None). The section
-# is here, not only in the module, so spec.py can refuse a section set for another
-# runtime without importing every runtime.
-TABLE: dict[Runtime, tuple[str, str | None]] = {
-    Runtime.DOCKER_DEVICEMAPPER: ("docker_devicemapper", None),
-    Runtime.CONTAINERD_DEVMAPPER: ("containerd_devmapper", "containerd"),
-    Runtime.DOCKER_OVERLAY2: ("docker_overlay2", "overlay2"),
-}
 
 
 @cache

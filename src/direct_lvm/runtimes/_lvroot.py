@@ -28,8 +28,10 @@ from pathlib import Path
 from .. import OWNER_TAG
 from ..errors import RefusedError
 from ..observed import OURS, RootState
+from ..plan import claim_lv
 from ..probe import VG, LvmState, parse_wipefs
 from ..run import run
+from ..status import VolumeStatus
 from ..steps import Kind, PlanBuilder, Step, run_step
 from ..units import MIB, dm_name, human
 from ._systemd import ServiceState, stop
@@ -239,11 +241,7 @@ def plan_lv(
             f"{ref} exists but is not a plain (linear) LV (lv_attr {lv.attr})",
             f"choose another {lv_field} name, or remove that LV if its data is not needed",
         )
-    if not lv.owned:
-        b.run(f"{ref} lacks the {OWNER_TAG} tag", "lvchange", "--addtag", OWNER_TAG, ref,
-              kind=Kind.LVM)  # fmt: skip
-    if not lv.active:
-        b.run(f"{ref} is not active", "lvchange", "--activate", "y", ref, kind=Kind.LVM)
+    claim_lv(b, lv, ref)
     sigs = root.signatures if root is not None else None
     if sigs is not None and sigs not in ((), ("xfs",)):
         raise RefusedError(
@@ -366,18 +364,17 @@ def root_problems(
     return problems
 
 
-def volumes(lvm: LvmState, mountinfo: str, roots: Iterable[str]) -> list[dict[str, object]]:
+def volumes(lvm: LvmState, mountinfo: str, roots: Iterable[str]) -> list[VolumeStatus]:
     """The plain LVs tagged direct_lvm in VGs direct-lvm owns, and which runtime root
     each is mounted at (for `direct-lvm status`)."""
-    out: list[dict[str, object]] = []
+    out = []
     owned = {vg.name for vg in lvm.vgs if vg.owned}
     mounts = [(r, m) for r in roots if (m := mount_at(mountinfo, r)) is not None]
     for lv in lvm.lvs:
         if lv.vg in owned and lv.owned and lv.attr[:1] == "-":
             dm = f"/dev/mapper/{dm_name(lv.vg, lv.name)}"
             here = next((r for r, m in mounts if m.devno == devno(dm)), None)
-            out.append({"vg": lv.vg, "lv": lv.name, "dm_path": dm, "size": lv.size,
-                        "mounted_at": here})  # fmt: skip
+            out.append(VolumeStatus(lv.vg, lv.name, dm, lv.size, here))
     return out
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -56,6 +57,14 @@ class ResetEdit:
     keep: bool = False
     content: str | None = None
     reason: str = ""
+
+
+def read_file(path: str) -> str | None:
+    """A file's text, None when it does not exist."""
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        return None
 
 
 def write_changed(

@@ -22,7 +22,6 @@ from ..render import render, toml_str
 from ..run import run
 from ..steps import PlanBuilder
 from ..units import format_size, parse_size
-from . import Runtime
 from ._systemd import (
     RestartMode,
     ServiceState,
@@ -32,7 +31,8 @@ from ._systemd import (
     find_unit,
     unit_state,
 )
-from .base import Plugin, ResetEdit, ResetState, write_changed
+from .base import Plugin, ResetEdit, ResetState, read_file, write_changed
+from .table import Runtime
 
 CONTAINERD_UNIT = "containerd.service"
 CONFIG = "/etc/containerd/config.toml"
@@ -327,14 +327,6 @@ def containerd_containers() -> tuple[str, ...]:
 # ------------------------------------------------------------------ the plugin
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-
-
 class ContainerdDevmapper(Plugin):
     name = Runtime.CONTAINERD_DEVMAPPER
     section = "containerd"
@@ -374,7 +366,7 @@ class ContainerdDevmapper(Plugin):
         ctd = probe_containerd(service_state=restart is not RestartMode.NEVER)
         check(spec, ctd)  # refused before its config and plugins are read
         health = devmapper_status() if ctd.active else None
-        return RuntimeState(service=ctd, config=_read(CONFIG), health=health)
+        return RuntimeState(service=ctd, config=read_file(CONFIG), health=health)
 
     def check(self, spec: Spec, state: RuntimeState) -> None:
         check(spec, state.service or ServiceState(CONTAINERD_UNIT, installed=False))

@@ -16,7 +16,6 @@ from ..pool import profile_path, verify_pool
 from ..probe import LvmState
 from ..render import render
 from ..steps import PlanBuilder
-from . import Runtime
 from ._docker import (
     BACKUP_PREFIX,
     DAEMON_JSON,
@@ -37,7 +36,8 @@ from ._docker import (
 )
 from ._lvroot import move_aside
 from ._systemd import RestartMode, converge_service, daemon_reload
-from .base import Plugin, ResetState, write_changed
+from .base import Plugin, ResetState, read_file, write_changed
+from .table import Runtime
 
 RESET_SUFFIX = "-reset"  # docker's state on a removed pool: BACKUP_PREFIX<time>-reset
 
@@ -49,14 +49,6 @@ def dropin_args(spec: Spec) -> list[str]:
         "--storage-opt=dm.use_deferred_removal=true",
         "--storage-opt=dm.use_deferred_deletion=true",
     ]
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
 
 
 class DockerDevicemapper(Plugin):
@@ -71,7 +63,7 @@ class DockerDevicemapper(Plugin):
         # always (one systemctl call): even --no-restart must know whether systemd still
         # has to read a drop-in an interrupted run wrote (NeedDaemonReload)
         docker = probe_docker(service_state=True)
-        return RuntimeState(service=docker, foreign=foreign, config=_read(DAEMON_JSON))
+        return RuntimeState(service=docker, foreign=foreign, config=read_file(DAEMON_JSON))
 
     def gate(self, spec: Spec, state: RuntimeState) -> None:
         docker = require_docker(self.name, state.service, " <= 24")

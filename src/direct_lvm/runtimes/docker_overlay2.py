@@ -18,7 +18,6 @@ from ..probe import LvmState
 from ..render import render
 from ..steps import PlanBuilder, Step
 from ..units import format_size, parse_size
-from . import Runtime
 from ._docker import (
     BACKUP_PREFIX,
     DAEMON_JSON,
@@ -49,7 +48,8 @@ from ._lvroot import (
     root_problems,
 )
 from ._systemd import RestartMode, converge_service, daemon_reload
-from .base import Plugin, ResetState, write_changed
+from .base import Plugin, ResetState, read_file, write_changed
+from .table import Runtime
 
 MOUNT_UNIT = mount_unit_name(DOCKER_ROOT)  # var-lib-docker.mount
 MOUNT_UNIT_PATH = f"/etc/systemd/system/{MOUNT_UNIT}"
@@ -82,14 +82,6 @@ def mount_options(spec: Spec) -> str:
     return "defaults,prjquota" if options(spec).container_size is not None else "defaults"
 
 
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-
-
 class DockerOverlay2(Plugin):
     name = Runtime.DOCKER_OVERLAY2
     section = "overlay2"
@@ -118,7 +110,7 @@ class DockerOverlay2(Plugin):
     def probe(self, spec: Spec, *, restart: RestartMode) -> RuntimeState:
         root, foreign = probe_root_dir(spec.lv_path, DOCKER_ROOT)
         docker = probe_docker(service_state=True)
-        return RuntimeState(service=docker, foreign=foreign, config=_read(DAEMON_JSON),
+        return RuntimeState(service=docker, foreign=foreign, config=read_file(DAEMON_JSON),
                             root=root)  # fmt: skip
 
     def probe_lv(self, spec: Spec, lvm: LvmState, state: RuntimeState) -> RuntimeState:
