@@ -188,3 +188,13 @@ def test_the_branch_finder_finds_one(tmp_path, monkeypatch):
     found = runtime_branches()
     assert any("Runtime.DOCKER_OVERLAY2" in f for f in found)
     assert any("d['runtime'] == 'docker-overlay2'" in f for f in found)
+
+
+@pytest.mark.parametrize("name", list(runtimes.Runtime))
+def test_every_runtime_module_is_a_plugin_that_matches_its_table_line(name):
+    plugin = runtimes.get(name)
+    _, section = runtimes.TABLE[name]
+    assert plugin.name is name and plugin.section == section
+    assert plugin.thin == (plugin.root is None)  # a plain LV is mounted somewhere
+    assert plugin.service_unit in plugin.units and set(plugin.hold_units) == set(plugin.units)
+    assert runtimes.get(str(name)) is plugin  # the config's string finds the same plugin
