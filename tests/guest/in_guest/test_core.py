@@ -4,6 +4,7 @@ These tests run in order inside one guest boot; later ones build on earlier ones
 
 import json
 import re
+import shlex
 
 POOL = "docker/thinpool"
 
@@ -104,6 +105,47 @@ def test_plan_on_converged_system_says_nothing_to_do(host, cfg):
     assert "nothing to do: docker/thinpool matches the config" in out
     j = json.loads(host.check_output(f"direct-lvm plan --json {cfg('core')}"))
     assert j["changes"] is False and j["steps"] == []
+
+
+PROFILE = "/etc/lvm/profile/docker-thinpool.profile"
+RENDERED = "/var/lib/direct-lvm/rendered.json"
+
+
+def _apply_importing(host, config):
+    """apply under `python3 -X importtime`: (its result, the top-level packages imported)."""
+    r = host.run(f"python3 -X importtime /usr/bin/direct-lvm apply {config}")
+    assert r.rc == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("import time:")]
+    assert lines, r.stderr  # importtime did report
+    return r, {ln.rsplit("|", 1)[1].strip().split(".")[0] for ln in lines}
+
+
+def test_converged_apply_renders_from_the_record_and_still_converges_changes(host, cfg):
+    """Issue 13: a converged apply imports neither jinja2 nor jsonschema (the files come
+    from the render record); a hand-edited profile is still put back, a changed config
+    still renders afresh, and the original config comes back from the record."""
+    assert host.file(RENDERED).exists  # kept by the applies above
+    r, imported = _apply_importing(host, cfg("core"))
+    assert "nothing changed" in r.stderr
+    assert "jinja2" not in imported and "jsonschema" not in imported, sorted(imported)
+    before = host.file(PROFILE).content_string
+    host.check_output(f"sed -i 's/threshold = 80/threshold = 95/' {PROFILE}")
+    assert host.file(PROFILE).content_string != before
+    r, imported = _apply_importing(host, cfg("core"))
+    assert "nothing changed" not in r.stderr, r.stderr
+    assert host.file(PROFILE).content_string == before  # the hand edit was undone
+    assert "jinja2" not in imported, sorted(imported)
+    changed = "/tmp/core-threshold-70.yaml"
+    text = host.file(cfg("core")).content_string + "  autoextend: {threshold: 70}\n"
+    host.check_output(f"printf %s {shlex.quote(text)} > {changed}")
+    r, imported = _apply_importing(host, changed)
+    assert "\tthin_pool_autoextend_threshold = 70\n" in host.file(PROFILE).content_string
+    assert "jinja2" in imported  # a new rendering
+    r, imported = _apply_importing(host, cfg("core"))
+    assert host.file(PROFILE).content_string == before
+    assert "jinja2" not in imported, sorted(imported)
+    r = host.run(f"direct-lvm apply {cfg('core')}")
+    assert r.rc == 0 and "nothing changed" in r.stderr, r.stderr
 
 
 def test_status_reports_the_pool(host):
