@@ -1,5 +1,5 @@
 """What direct-lvm's two hot paths import, and how long that takes: a benchmark (it prints,
-it asserts nothing; exit 0 unless a measurement itself failed).
+it asserts nothing).
 
 - version: `direct-lvm --version` (cli.main(["--version"])).
 - converged: what a converged boot or `direct-lvm apply` imports before and while it
@@ -8,18 +8,24 @@ it asserts nothing; exit 0 unless a measurement itself failed).
   boot path, then the config read and validated (spec.load_file) and the runtime's files
   rendered through the render record (core.desired_files), as a converged run does.
   The probes (lvm, systemctl) are commands, not imports; their modules are imported.
+- floor: the standard library and PyYAML any converged run needs (no budget): measured
+  beside the others because it moves with the host's load as they do.
 
 Each path runs in a fresh `python -X importtime` process (after one warm-up run that
 compiles the .pyc files and fills the render record); the time is the sum of the
 top-level imports' cumulative times (the interpreter's own start-up imports included),
-the median and the minimum of --runs runs. `modules` names any of jinja2, jsonschema and
-tomlkit the path imported (a converged docker run needs none of them).
+the median and the minimum of --runs runs (on a busy host the minimum is the closer
+to an idle one). `modules` names any of jinja2, jsonschema and tomlkit the path imported
+(a converged docker run needs none of them). --tree measures another checkout (its src/
+and cloudinit_module/ first on PYTHONPATH), e.g. a worktree of an older commit.
 
-  .venv/bin/python scripts/bench-imports.py [--runs 9] [--json]
+  .venv/bin/python scripts/bench-imports.py [--runs 9] [--json] [--tree DIR]
 
-Output: a small table; with --json, one JSON line instead:
+Output: a table (path, budget ms, median ms, min ms, runs, within budget, modules); with
+--json one JSON line instead:
   {"version": {"budget_ms": 30, "median_ms": .., "min_ms": .., "runs": N, "ok": true,
-   "modules": []}, "converged": {...}}   (ok: median within budget)"""
+   "modules": []}, "floor": {"budget_ms": null, ..., "ok": null}, "converged": {...}}
+(ok: the median within the budget). Exit 0 unless a measurement itself failed."""
 
 from __future__ import annotations
 
