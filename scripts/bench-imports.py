@@ -76,9 +76,16 @@ from direct_lvm import core, render, spec
 s = spec.load_file(sys.argv[1])
 getattr(render, "remember", lambda path: None)(sys.argv[2])  # (older trees: no record)
 try:
-    from direct_lvm.runtime import ServiceState
+    try:
+        from direct_lvm.runtimes._systemd import ServiceState
+    except ImportError:  # (older trees)
+        from direct_lvm.runtime import ServiceState
     docker = ServiceState("docker.service", True, (20, 10), exec_start={EXEC_START!r})
-    files = core.desired_files(s, docker)
+    if "state" in core.desired_files.__code__.co_varnames[:2]:  # (issue 11: a RuntimeState)
+        from direct_lvm.observed import RuntimeState
+        files = core.desired_files(s, RuntimeState(service=docker))
+    else:
+        files = core.desired_files(s, docker)
 except (ImportError, AttributeError, TypeError) as e:  # the engine moved: say so
     print("bench-imports: core.desired_files unavailable:", e, file=sys.stderr)
     files = {{"profile": render.render("lvm-profile.profile.j2", vg=s.vg, pool=s.pool,
