@@ -105,9 +105,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from . import core, spec
+    from .render import remember
     from .report import envelope
 
     s = spec.load_file(args.config)
+    remember(write=False)  # answered from apply's record where it can; plan writes nothing
     p, _ = core.make_plan(s, restart=_restart(args))
     if args.json:
         _print_json(envelope(config=spec.to_mapping(s), **p.to_json()))

@@ -248,8 +248,9 @@ class _Record:
     """The record file, loaded once; written back (atomically) when a rendering was
     added. Any fault reading it is an empty record; writing it is best effort."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, write: bool = True) -> None:
         self.path = path
+        self.write = write
         self.entries: dict[str, str] = {}
         try:
             data = json.loads(Path(path).read_text())
@@ -271,7 +272,8 @@ class _Record:
         self.entries[key] = text
         while len(self.entries) > RECORD_KEEP:
             del self.entries[next(iter(self.entries))]
-        self._save()
+        if self.write:
+            self._save()
 
     def _save(self) -> None:
         import tempfile
@@ -295,10 +297,11 @@ class _Record:
 _record: list[_Record] = []  # the one record in use, when remember() was called
 
 
-def remember(path: str = "") -> None:
+def remember(path: str = "", *, write: bool = True) -> None:
     """From now on in this process, answer repeated renderings from the record at path
-    (default RECORD). apply and the boot path call this; plan and render do not."""
-    _record[:] = [_Record(path or RECORD)]
+    (default RECORD), and add new ones to it unless write is False (plan: read-only).
+    apply, the boot path and plan call this; render and image-setup do not."""
+    _record[:] = [_Record(path or RECORD, write=write)]
 
 
 def forget() -> None:

@@ -163,3 +163,19 @@ def test_a_fresh_process_answers_from_the_record_without_importing_jinja2(tmp_pa
     out = own_python(child)
     result = json.loads(out)
     assert result == {"text": expected, "jinja2": False}
+
+
+def test_plan_reads_the_record_but_never_writes_it(tmp_path, monkeypatch):
+    path = tmp_path / "rec.json"
+    render.remember(str(path))
+    first = render.render(PROFILE, **CTX)
+    saved = path.read_bytes()
+    render.remember(str(path), write=False)
+    assert "threshold = 90" in render.render(PROFILE, **{**CTX, "threshold": 90})  # new
+    assert path.read_bytes() == saved
+    monkeypatch.setattr(render, "_render", _no_jinja)
+    assert render.render(PROFILE, **CTX) == first
+    render.remember(str(tmp_path / "absent" / "rec.json"), write=False)
+    monkeypatch.undo()
+    render.render(PROFILE, **CTX)
+    assert not (tmp_path / "absent").exists()
