@@ -236,7 +236,7 @@ def human(n: float | None) -> str:
         return "n/a"
     for unit, size in (("TiB", TIB), ("GiB", GIB), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= size:
-            return f"{n / size:.3g} {unit}"
+            return f"{n / size:.4g} {unit}"
     return f"{n:.0f} B"
 
 
@@ -367,7 +367,11 @@ def imports_section(rows: list[dict[str, Any]], boot: Boot) -> list[str]:
                 e = parse_importtime(p.read_text())
                 jinja = any(m.startswith("jinja2") for _, m, _ in e)
                 parts.append(f"{name} {top_level_ms(e):.0f} ms{' (jinja2)' if jinja else ''}")
-        lines += ["", "The same converged paths in the guest (TCG): " + ", ".join(parts) + "."]
+        said = ", ".join(parts)
+        lines += [
+            "",
+            f"Imports of the same converged paths in the guest, after start-up (TCG): {said}.",
+        ]
     return lines
 
 
