@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import tomlkit
 from obs import check_runtime, make_observed, state
 
 from direct_lvm import OWNER_TAG, core, spec
@@ -77,6 +78,11 @@ def test_existing_multiline_imports_list_is_extended_in_place():
     data = toml_loads(text)
     assert data["imports"] == ["/etc/a.toml", "/etc/b].toml", FRAG]
     assert data["grpc"] == {"address": "x"}
+    assert text.endswith('[grpc]\n  address = "x"\n')
+    if tomlkit.__version__ != "0.6.0":  # 0.6 cannot append to a multi-line array in place
+        assert "# a comment ] with a bracket" in text
+    back = toml_loads(containerd.remove_import(text, FRAG))
+    assert back == {**data, "imports": ["/etc/a.toml", "/etc/b].toml"]}
 
 
 @pytest.mark.parametrize(("text", "needle"), [
@@ -90,6 +96,65 @@ def test_existing_multiline_imports_list_is_extended_in_place():
 def test_configs_we_cannot_join_are_refused(text, needle):
     with pytest.raises(ConfigError, match=needle):
         containerd.main_config(text, (1, 6))
+
+
+# add_import / remove_import: tomlkit edits, checked on tomlkit 0.6 (bullseye) as on newer
+NO_IMPORTS = {
+    "empty file": "",
+    "only a header": "[plugins]\n",
+    "comments everywhere": (
+        "# the distribution's config\nversion = 2  # v2\n\n# the plugins\n"
+        '[plugins]  # p\n  [plugins."io.containerd.grpc.v1.cri"]\n    x = 1  # x\n'
+    ),
+    "inline tables": 'version = 2\nx = {a = 1, b = [1, 2], c = {d = "e"}}\n[grpc]\naddress = "x"\n',
+}
+
+
+@pytest.mark.parametrize("orig", NO_IMPORTS.values(), ids=NO_IMPORTS.keys())
+def test_add_import_without_imports_puts_the_key_on_top_and_remove_gives_the_text_back(orig):
+    text = containerd.add_import(orig, FRAG)
+    assert text.endswith(orig)  # the original text is kept verbatim, below our key
+    assert text.startswith(f"# imports: direct-lvm added {FRAG} (its devmapper ")
+    assert toml_loads(text) == {**toml_loads(orig), "imports": [FRAG]}
+    assert containerd.add_import(text, FRAG) == text  # idempotent
+    assert containerd.remove_import(text, FRAG) == orig  # byte for byte
+    assert containerd.remove_import(orig, FRAG) == orig  # nothing to take out
+
+
+def test_add_import_to_an_existing_array_keeps_its_comment_and_the_rest():
+    orig = 'version = 2\nimports = ["/etc/a.toml"]  # theirs\n[plugins]\n  x = {y = 1}\n'
+    text = containerd.add_import(orig, FRAG)
+    assert toml_loads(text) == {**toml_loads(orig), "imports": ["/etc/a.toml", FRAG]}
+    assert "# theirs" in text and "# imports: direct-lvm" not in text
+    assert text.endswith("[plugins]\n  x = {y = 1}\n")
+    back = containerd.remove_import(text, FRAG)
+    assert toml_loads(back) == toml_loads(orig) and "# theirs" in back
+
+
+def test_removing_the_only_entry_of_their_array_keeps_the_empty_array():
+    orig = "version = 2\nimports = []\n"
+    text = containerd.add_import(orig, FRAG)
+    assert toml_loads(text)["imports"] == [FRAG]
+    assert toml_loads(containerd.remove_import(text, FRAG)) == {"version": 2, "imports": []}
+
+
+def test_our_import_from_an_earlier_release_is_taken_out_with_its_note():
+    # the hand-written editor before tomlkit wrote the same two lines above the key
+    orig = (DATA / "containerd-config.toml-bookworm").read_text()
+    earlier = (
+        f"# imports: direct-lvm added {FRAG} (its devmapper snapshotter config);\n"
+        f'# nothing else in this file was changed\nimports = ["{FRAG}"]\n' + orig
+    )
+    assert containerd.add_import(orig, FRAG) == earlier
+    assert containerd.remove_import(earlier, FRAG) == orig
+
+
+@pytest.mark.parametrize("text", ['imports = "/etc/a.toml"\n', "imports = [\n"])
+def test_imports_that_cannot_be_edited_are_refused(text):
+    with pytest.raises(ConfigError, match="imports is not a list|not valid TOML"):
+        containerd.add_import(text, FRAG)
+    with pytest.raises(ConfigError, match="imports is not a list|not valid TOML"):
+        containerd.remove_import(text, FRAG)
 
 
 def test_dropin_waits_for_the_pool_device_node():

@@ -185,73 +185,113 @@ def main_config(current: str | None, installed: tuple[int, int] | None) -> tuple
     if SNAPSHOTTER in disabled or "devmapper" in disabled:
         raise ConfigError(f"{CONFIG} lists the devmapper snapshotter in disabled_plugins",
                           f"remove {SNAPSHOTTER} from disabled_plugins in {CONFIG}")  # fmt: skip
+    if FRAGMENT in _imports(data):
+        return current, version
+    return add_import(current, FRAGMENT), version
+
+
+# ------------------------------------------------------------------ the imports list
+# Read and edited with tomlkit, which keeps comments and layout. Every edit is checked by
+# parsing the result again: the data must be the old data with only `imports` changed.
+
+
+def _note(path: str) -> tuple[str, ...]:
+    """What add_import writes above an `imports` key it adds (remove_import takes it away)."""
+    what = " (its devmapper snapshotter config)" if path == FRAGMENT else ""
+    return (f"imports: direct-lvm added {path}{what};", "nothing else in this file was changed")
+
+
+def _imports(data: dict[str, Any]) -> list[Any]:
     imports = data.get("imports", [])
     if not isinstance(imports, list):
-        raise ConfigError(f"{CONFIG}: imports is not a list", f"fix {CONFIG}")
-    if FRAGMENT in imports:
-        return current, version
-    new = _with_import(current, imports)
-    if new is None or _parse(new) != {**data, "imports": [*imports, FRAGMENT]}:
-        raise ConfigError(
-            f"cannot add {FRAGMENT} to the imports of {CONFIG} without rewriting it",
-            f"add {toml_str(FRAGMENT)} to its top-level imports list yourself",
-        )
-    return new, version
+        raise ConfigError(f"{CONFIG}: imports is not a list ({imports!r})",
+                          f"make imports a list of paths in {CONFIG}")  # fmt: skip
+    return imports
 
 
-_HEADER = re.compile(r"^[ \t]*\[", re.M)
-_IMPORTS = re.compile(r"^[ \t]*imports[ \t]*=[ \t]*\[", re.M)
+def _checked(new: str, want: dict[str, Any]) -> bool:
+    try:
+        return toml_loads(new) == want
+    except ValueError:
+        return False
 
 
-def _with_import(text: str, imports: list[str]) -> str | None:
-    """Text with FRAGMENT appended to the top-level imports array (added if absent)."""
-    top_end = m.start() if (m := _HEADER.search(text)) else len(text)
-    entries = ", ".join(toml_str(p) for p in [*imports, FRAGMENT])
-    found = _IMPORTS.search(text, 0, top_end)
-    if found is None:
-        line = (
-            f"# imports: direct-lvm added {FRAGMENT} (its devmapper snapshotter config);\n"
-            f"# nothing else in this file was changed\nimports = [{entries}]\n"
-        )
-        return line + text
-    end = _array_end(text, found.end() - 1)
-    if end is None:
-        return None
-    return text[: found.start()] + f"imports = [{entries}]" + text[end:]
+def _cannot(change: str) -> ConfigError:
+    return ConfigError(
+        f"cannot {change} the imports of {CONFIG} without rewriting the rest of it",
+        f"{change} its top-level imports list yourself",
+    )
 
 
-def _array_end(text: str, start: int) -> int | None:
-    """Index just past the ']' that closes the array opened at text[start]."""
-    depth, i = 0, start
-    while i < len(text):
-        c = text[i]
-        if c in "\"'":
-            close = text.find(c, i + 1) if c == "'" else _basic_end(text, i + 1)
-            if close < 0:
-                return None
-            i = close
-        elif c == "#":
-            nl = text.find("\n", i)
-            i = len(text) if nl < 0 else nl
-        elif c == "[":
-            depth += 1
-        elif c == "]":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return None
+def add_import(text: str, path: str) -> str:
+    """containerd's config text with `path` appended to its top-level `imports` (the key
+    added at the top, under a two-line note, when there is none); everything else kept as
+    it is. Unchanged when path is already imported. ConfigError when the text is not
+    TOML, `imports` is not a list, or the edit would change anything else."""
+    import tomlkit
+
+    data = _parse(text)
+    imports = _imports(data)
+    if path in imports:
+        return text
+    want = {**data, "imports": [*imports, path]}
+    if "imports" not in data:
+        head = tomlkit.document()
+        for line in _note(path):
+            head.add(tomlkit.comment(line))
+        head.add("imports", [path])
+        new = tomlkit.dumps(head) + text
+        if _checked(new, want):
+            return new
+        raise _cannot(f"add {toml_str(path)} to")
+    doc = tomlkit.parse(text)
+    array = doc["imports"]
+    array.append(path)  # keeps the array's comments and layout
+    new = tomlkit.dumps(doc)
+    if _checked(new, want):
+        return new
+    # tomlkit before 0.7 (bullseye's 0.6) cannot append to a multi-line array: write the
+    # array anew, one path a line (its comments go, the rest of the file stays)
+    doc = tomlkit.parse(text)
+    fresh = tomlkit.array()
+    for p in want["imports"]:
+        fresh.append(p)
+    doc["imports"] = fresh.multiline(True)
+    new = tomlkit.dumps(doc)
+    if _checked(new, want):
+        return new
+    raise _cannot(f"add {toml_str(path)} to")
 
 
-def _basic_end(text: str, i: int) -> int:
-    while i < len(text):
-        if text[i] == "\\":
-            i += 2
-            continue
-        if text[i] == '"':
-            return i
-        i += 1
-    return -1
+def remove_import(text: str, path: str) -> str:
+    """containerd's config text without `path` in its top-level `imports`; the key goes
+    too (with the note add_import wrote) when add_import had added it. Unchanged when
+    path is not imported. ConfigError as for add_import."""
+    import tomlkit
+
+    data = _parse(text)
+    imports = _imports(data)
+    if path not in imports:
+        return text
+    rest = [p for p in imports if p != path]
+    note = "".join(f"# {line}\n" for line in _note(path))
+    ours = not rest and note in text  # add_import added the key
+    want = {k: v for k, v in data.items() if k != "imports" or not ours}
+    if not ours:
+        want["imports"] = rest
+    doc = tomlkit.parse(text)
+    if ours:
+        del doc["imports"]
+        new = tomlkit.dumps(doc).replace(note, "", 1)
+    else:
+        array = doc["imports"]
+        for i in reversed(range(len(array))):
+            if array[i] == path:
+                del array[i]
+        new = tomlkit.dumps(doc)
+    if _checked(new, want):
+        return new
+    raise _cannot(f"remove {toml_str(path)} from")
 
 
 # ------------------------------------------------------------------ reset
@@ -269,35 +309,10 @@ def without_import(text: str) -> str | None:
         and imports == [FRAGMENT]
     ):
         return None
-    rest = [p for p in imports if p != FRAGMENT]
-    top_end = m.start() if (m := _HEADER.search(text)) else len(text)
-    found = _IMPORTS.search(text, 0, top_end)
-    end = _array_end(text, found.end() - 1) if found is not None else None
-    new: str | None = None
-    if found is not None and end is not None:
-        if rest:
-            line = "imports = [" + ", ".join(toml_str(p) for p in rest) + "]"
-            new = text[: found.start()] + line + text[end:]
-        else:
-            head = text[: found.start()]
-            ours = (
-                f"# imports: direct-lvm added {FRAGMENT} (its devmapper "
-                "snapshotter config);\n# nothing else in this file was changed\n"
-            )
-            if head.endswith(ours):
-                head = head[: -len(ours)]
-            tail = text[end:]
-            new = head + (tail[1:] if tail.startswith("\n") else tail)
-    want = {k: v for k, v in data.items() if k != "imports"}
-    if rest:
-        want["imports"] = rest
-    if new is None or _parse(new) != want:
-        raise ConfigError(
-            f"cannot take {FRAGMENT} out of the imports of {CONFIG} "
-            "without rewriting the rest of it",
-            f"remove {toml_str(FRAGMENT)} from its imports yourself, then run reset again",
-        )
-    return new
+    try:
+        return remove_import(text, FRAGMENT)
+    except ConfigError as e:
+        raise ConfigError(e.message, f"{e.hint}, then run reset again") from None
 
 
 def snap_devices(dmsetup_table: str, pool_dm_name: str) -> tuple[str, ...]:
