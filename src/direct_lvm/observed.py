@@ -23,6 +23,7 @@ class RootState:
     signatures: tuple[str, ...] | None = None  # on our LV; None: the LV is absent/inactive
     mount_enabled: bool = False  # the root's mount unit is enabled (local-fs.target)
     fs_bytes: int | None = None  # the mounted XFS's size per the kernel (None: not ours)
+    busy: tuple[str, ...] = ()  # mounts of running containers below the root
 
 
 @dataclass(frozen=True)

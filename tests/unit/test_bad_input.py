@@ -33,7 +33,7 @@ CASES = {
     "data_percent-a-string": (D + "data_percent: lots\n", 'data_percent: "lots"'),
     "zero-a-string": (D + "zero: 'no'\n", 'zero: "no"'),
     "wait_timeout-a-string": (D + "wait_timeout: soon\n", 'wait_timeout: "soon"'),
-    "runtime-unknown": (D + "runtime: podman\n", 'runtime: "podman"'),
+    "runtime-unknown": (D + "runtime: rkt\n", 'runtime: "rkt"'),
     # percentages
     "data_percent-negative": (D + "data_percent: -5\n", "data_percent: -5"),
     "data_percent-0": (D + "data_percent: 0\n", "data_percent: 0"),

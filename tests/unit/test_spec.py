@@ -49,7 +49,7 @@ BAD = {
     "device not under /dev": ("devices: [/tmp/disk]\n", "direct_lvm.devices[0]"),
     "device with ..": ("devices: [/dev/disk/../../etc/passwd]\n", "not a normalized path"),
     "duplicate device": ("devices: [/dev/vdb, /dev/vdb]\n", "non-unique"),
-    "bad runtime": ("devices: [/dev/vdb]\nruntime: podman\n", "use one of: docker-devicemapper"),
+    "bad runtime": ("devices: [/dev/vdb]\nruntime: rkt\n", "use one of: docker-devicemapper"),
     "data_percent 0": ("devices: [/dev/vdb]\ndata_percent: 0\n", "less than the minimum of 1"),
     "data_percent 101": ("devices: [/dev/vdb]\ndata_percent: 101\n", "maximum of 100"),
     "data_percent negative": ("devices: [/dev/vdb]\ndata_percent: -5\n", "data_percent: -5"),

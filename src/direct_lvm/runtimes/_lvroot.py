@@ -21,20 +21,27 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import OWNER_TAG
-from ..errors import RefusedError
-from ..observed import OURS, RootState
+from ..errors import ConfigError, RefusedError, VerifyError
+from ..observed import OURS, RootState, RuntimeState
 from ..plan import claim_lv
 from ..probe import VG, LvmState, parse_wipefs
+from ..render import render
 from ..run import run
 from ..status import VolumeStatus
 from ..steps import Kind, PlanBuilder, Step, run_step
 from ..units import MIB, dm_name, human
-from ._systemd import ServiceState, stop
+from ._systemd import RestartMode, ServiceState, daemon_reload, stop
+from .base import Plugin, ResetState, write_changed
+
+if TYPE_CHECKING:
+    from ..model import Spec
+    from ..observed import Observed
 
 MOUNTINFO = "/proc/self/mountinfo"
 MIN_XFS = 300 * MIB  # mkfs.xfs refuses smaller filesystems
@@ -169,7 +176,9 @@ def probe_root_dir(lv_path: str, root: str) -> tuple[RootState, tuple[str, ...]]
     """Before LVM is probed: (what is mounted at the root, what the directory holds that
     is not ours)."""
     mount, foreign = root_mount(lv_path, root)
-    return RootState(mount=mount), foreign
+    # a takeover must not move the directory from under running containers
+    busy = busy_below(read_mountinfo(), root) if foreign else ()
+    return RootState(mount=mount, busy=busy), foreign
 
 
 def probe_lv(
@@ -390,3 +399,195 @@ def reset_unmount(root: str, lv_path: str, ours: bool, enabled: bool) -> list[St
         steps.append(run_step(f"{unit} must not mount it at boot", "systemctl", "disable",
                               unit, kind=Kind.UNIT))  # fmt: skip
     return steps
+
+
+# ------------------------------------------------------------------ more shared pieces
+
+
+def read_text(path: str) -> str | None:
+    """A runtime's own config file, or None when there is none."""
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        return None
+
+
+def busy_below(mountinfo: str, root: str) -> tuple[str, ...]:
+    """Mounts that a running container holds in `root`: mount points below it, and
+    overlay mounts elsewhere (containerd's task rootfs in /run) whose layers are in it."""
+    below = []
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if not sep or len(fields) < 5 or len(tail) < 3:
+            continue
+        point = _unescape(fields[4])
+        if point.startswith(root + "/") or (tail[0] == "overlay" and f"{root}/" in tail[2]):
+            below.append(point)
+    return tuple(below)
+
+
+def refuse_busy(busy: tuple[str, ...], root: str, runtime: str) -> None:
+    """A takeover moves `root` aside: refused while containers run on it."""
+    if busy:
+        shown = ", ".join(busy[:3]) + (f" and {len(busy) - 3} more" if len(busy) > 3 else "")
+        raise RefusedError(
+            f"{root} is in use by running containers ({shown}); refusing to move it aside "
+            "under them",
+            f"stop the containers first ({runtime}), then apply again",
+        )
+
+
+# ------------------------------------------------------------------ the plugin's share
+
+
+@dataclass(frozen=True)
+class LvOptions:
+    """The section of a runtime whose only option is its LV's name."""
+
+    lv: str
+
+
+class LvRootPlugin(Plugin):
+    """What every runtime on a plain LV at its root does the same way (containerd-
+    overlayfs, podman): its section ({lv: NAME}), the LV and its XFS, the takeover, the
+    mount and the online grow, verify's storage half, reset's unmount. A runtime adds
+    its files, its refusals, its restart and its own view after a restart."""
+
+    thin = False
+    default_data_percent = 100  # one LV, no pool to autoextend: the whole VG
+    root: ClassVar[str]
+    label: ClassVar[str]  # the runtime's name in reasons ("containerd")
+
+    package: ClassVar[str]  # the Debian package that installs the runtime
+
+    def check(self, spec: Spec, state: RuntimeState) -> None:
+        """The gate: the runtime is installed (its probe says so in state.service)."""
+        if state.service is None or not state.service.installed:
+            raise ConfigError(
+                f"runtime {self.name} needs {self.label}, but it is not installed (no "
+                f"{self.package} package or {self.label} binary)",
+                f"install {self.package} (apt-get install {self.package}) or choose another "
+                "runtime",
+            )
+
+    @property
+    def mount_unit_path(self) -> str:
+        return f"/etc/systemd/system/{mount_unit_name(self.root)}"
+
+    def parse_section(self, raw: Mapping[str, Any]) -> LvOptions:
+        return LvOptions(lv=str(raw["lv"]))
+
+    def section_mapping(self, spec: Spec) -> dict[str, Any]:
+        return {str(self.section): {"lv": spec.lv}}
+
+    def lv_field(self) -> tuple[str, ...]:
+        return (str(self.section), "lv")
+
+    def mount_unit(self, spec: Spec, before: str | None) -> str:
+        return render("lvroot.mount.j2", vg=spec.vg, lv=spec.lv, what=spec.lv_path,
+                      root=self.root, runtime=self.label, before=before)  # fmt: skip
+
+    def probe_lv(self, spec: Spec, lvm: LvmState, state: RuntimeState) -> RuntimeState:
+        root = probe_lv(state.root or RootState(), lvm, spec.vg, spec.lv, spec.lv_path,
+                        self.root)  # fmt: skip
+        return replace(state, root=root)
+
+    def plan_lv(
+        self, b: PlanBuilder, spec: Spec, observed: Observed, vg: VG | None, vg_bytes: int
+    ) -> bool:
+        return plan_lv(
+            b, vg_name=spec.vg, lv_name=spec.lv, lv_path=spec.lv_path,
+            data_percent=spec.data_percent, lvm=observed.lvm, root=observed.runtime.root,
+            vg=vg, vg_bytes=vg_bytes, runtime=self.name, lv_field=".".join(self.lv_field()),
+        )  # fmt: skip
+
+    def plan_storage(
+        self, b: PlanBuilder, spec: Spec, observed: Observed, files: Mapping[str, str],
+        *, service: ServiceState | None, grow_fs: bool,
+    ) -> tuple[bool, bool, set[str]]:  # fmt: skip
+        """Refuse another mount at the root (and a takeover under running containers),
+        move what the root holds aside, write the files, reload systemd, mount, grow.
+        Returns (our LV was already mounted, the runtime was stopped, the files written)."""
+        state, root = observed.runtime, self.root
+        on_lv = refuse_other_mount(state.root, root, spec.lv_path, self.name)
+        stopped = False
+        if not on_lv and state.foreign:
+            refuse_busy(state.root.busy if state.root else (), root, self.label)
+            stopped = move_aside(
+                b, service, self.units, path=root,
+                backup=f"{root}.direct-lvm-backup-{observed.timestamp}",
+                why_stop=f"{self.label} must stop before {root} is moved aside",
+                why=f"{root} holds data that is not on {spec.ref} "
+                f"({', '.join(state.foreign)}); kept as a backup, never deleted",
+            )  # fmt: skip
+        changed = write_changed(b, observed, files, f"{self.label}'s storage on its own LV")
+        # also before the first start of the mount: a run stopped between writing the
+        # unit and the reload left systemd without it
+        reload_why = f"systemd must read {mount_unit_name(root)} before it mounts the LV"
+        daemon_reload(b, bool(changed) or not on_lv, service, reload_why)
+        stopped = plan_mount(
+            b, root=root, root_state=state.root, on_lv=on_lv, lv_path=spec.lv_path,
+            mount_changed=False, grow_fs=grow_fs, service=service, units=self.units,
+            runtime_label=self.label, stopped=stopped,
+        )  # fmt: skip
+        return on_lv, stopped, changed
+
+    def plan(
+        self,
+        b: PlanBuilder,
+        spec: Spec,
+        observed: Observed,
+        files: Mapping[str, str],
+        *,
+        restart: RestartMode,
+        grow_fs: bool,
+    ) -> None:
+        service = observed.runtime.service
+        self.refuse_config(b, spec, observed.runtime, files)
+        on_lv, stopped, _ = self.plan_storage(b, spec, observed, files, service=service,
+                                              grow_fs=grow_fs)  # fmt: skip
+        self.plan_restart(b, service, restart, moved=stopped or not on_lv, stopped=stopped)
+
+    def refuse_config(
+        self, b: PlanBuilder, spec: Spec, state: RuntimeState, files: Mapping[str, str]
+    ) -> None:
+        """Raise ConfigError when the runtime's own config would put its storage
+        elsewhere (pure, before any step of the runtime's). Default: nothing to read."""
+
+    def plan_restart(
+        self, b: PlanBuilder, service: ServiceState | None, restart: RestartMode, *,
+        moved: bool, stopped: bool,
+    ) -> None:  # fmt: skip
+        """The runtime's restart once its storage is in place (`moved`: the root was not
+        on our LV before this plan; `stopped`: this plan stopped the runtime)."""
+
+    def runtime_problems(self) -> list[str]:
+        """After a restart the plan waited for: what the runtime itself reports that
+        differs from our storage (one process). Default: nothing to ask."""
+        return []
+
+    def verify(self, spec: Spec, lvm: LvmState, *, restarted: bool) -> tuple[str, ...]:
+        problems = root_problems(lvm, spec.vg, spec.lv, spec.lv_path, self.root,
+                                 quotas=False)  # fmt: skip
+        if restarted and not problems:
+            problems = self.runtime_problems()
+        if problems:
+            raise VerifyError(f"{spec.ref} does not match the config: " + "; ".join(problems),
+                              "see the log above")  # fmt: skip
+        checks = (f"{spec.ref}: plain LV, tagged", f"{self.root}: xfs on {spec.lv_path}")
+        return (*checks, *([f"{self.label}: its storage is {self.root}"] if restarted else []))
+
+    def containers(self, active: tuple[str, ...]) -> tuple[str, ...]:
+        """Reset: the runtime's containers (never start a unit to ask). Default: none."""
+        return ()
+
+    def reset_probe(self, spec: Spec, active: tuple[str, ...], mountinfo: str) -> ResetState:
+        return ResetState(
+            containers=self.containers(active),
+            root_ours=root_is_ours(mountinfo, self.root, spec.lv_path),
+            mount_enabled=os.path.lexists(f"{WANTS_DIR}/{mount_unit_name(self.root)}"),
+        )
+
+    def reset_unmount(self, spec: Spec, state: ResetState) -> list[Step]:
+        return reset_unmount(self.root, spec.lv_path, state.root_ours, state.mount_enabled)

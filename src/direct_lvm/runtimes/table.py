@@ -12,6 +12,8 @@ class Runtime(StrEnum):
     DOCKER_DEVICEMAPPER = "docker-devicemapper"
     CONTAINERD_DEVMAPPER = "containerd-devmapper"
     DOCKER_OVERLAY2 = "docker-overlay2"
+    CONTAINERD_OVERLAYFS = "containerd-overlayfs"
+    PODMAN = "podman"
 
 
 # runtime -> (its module in this package, its cloud-config section or None). The section
@@ -21,4 +23,6 @@ TABLE: dict[Runtime, tuple[str, str | None]] = {
     Runtime.DOCKER_DEVICEMAPPER: ("docker_devicemapper", None),
     Runtime.CONTAINERD_DEVMAPPER: ("containerd_devmapper", "containerd"),
     Runtime.DOCKER_OVERLAY2: ("docker_overlay2", "overlay2"),
+    Runtime.CONTAINERD_OVERLAYFS: ("containerd_overlayfs", "containerd_overlayfs"),
+    Runtime.PODMAN: ("podman", "podman"),
 }
