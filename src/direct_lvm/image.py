@@ -23,6 +23,14 @@ from .core import write_file
 from .errors import DirectLvmError
 from .render import render
 from .run import run
+from .runtimes._docker import (
+    DEVICEMAPPER_DROPIN_MARK,
+    DOCKER_DROPIN,
+    DOCKER_UNIT,
+    devicemapper_dropin,
+)
+from .runtimes._systemd import UNIT_DIRS as SERVICE_DIRS
+from .runtimes._systemd import unit_exec_start
 
 log = logging.getLogger("direct_lvm")
 
@@ -295,8 +303,33 @@ def image_setup(
         write_file(str(path), text)
         log.info("wrote %s", path)
         written.append(path)
+    written += bake_docker_dropin(root, check)
     written.append(write_marker(root, "cloud-init" if cloud_init else "service", check))
     return written
+
+
+def bake_docker_dropin(root: Path, check: Check) -> list[Path]:
+    """docker-devicemapper's drop-in, which depends only on docker.service: baked now,
+    systemd loads it when the image boots, and the first boot's apply writes only the
+    storage options (an EnvironmentFile), with no daemon-reload. Without docker in the
+    image (or with another drop-in of ours there, docker-overlay2's) nothing is written:
+    the first apply that needs it writes it and reloads."""
+    unit = next((root / d.lstrip("/") / DOCKER_UNIT for d in SERVICE_DIRS
+                 if (root / d.lstrip("/") / DOCKER_UNIT).is_file()), None)  # fmt: skip
+    exec_start = unit_exec_start(unit.read_text()) if unit is not None else None
+    if exec_start is None:
+        check.notes.append(
+            f"no {DOCKER_UNIT} with an ExecStart= in the image: docker-devicemapper's "
+            "drop-in is not baked; the first apply writes it (and runs systemctl daemon-reload)"
+        )
+        return []
+    path = root / DOCKER_DROPIN.lstrip("/")
+    if path.exists() and not path.read_text().startswith(DEVICEMAPPER_DROPIN_MARK):
+        check.notes.append(f"{path} holds another drop-in (docker-overlay2's?); left as it is")
+        return []
+    write_file(str(path), devicemapper_dropin(exec_start))
+    log.info("wrote %s", path)
+    return [path]
 
 
 # ------------------------------------------------------------------ metrics timer

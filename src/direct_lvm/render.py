@@ -53,6 +53,22 @@ def systemd_arg(value: object) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_ENV_WORD = re.compile(r"[A-Za-z0-9_@+=:,./-]+")
+
+
+def env_words(value: object) -> str:
+    """A list of arguments as one double-quoted EnvironmentFile= value that an unbraced
+    `$VAR` in an Exec*= line splits back into those arguments: systemd splits it at
+    whitespace and unquotes nothing, so each word must be plain (no space, quote,
+    backslash or `$`); anything else is refused, never mangled."""
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"env_words takes a list of arguments: {value!r}")
+    for word in value:
+        if not _ENV_WORD.fullmatch(str(word)):
+            raise ValueError(f"not a plain word for an environment file: {word!r}")
+    return '"' + " ".join(str(w) for w in value) + '"'
+
+
 def systemd_value(value: object) -> str:
     """A unit-file value that is not a command line: no line breaks, % doubled."""
     s = str(value)
@@ -159,6 +175,7 @@ def environment() -> jinja2.Environment:
         systemd_arg=systemd_arg,
         systemd_value=systemd_value,
         systemd_verbatim=systemd_verbatim,
+        env_words=env_words,
         lvm_int=lvm_int,
         lvm_str=lvm_str,
         toml_str=toml_str,

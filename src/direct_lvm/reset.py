@@ -162,7 +162,7 @@ def _file_steps(
         text = observed.files.get(path)
         if text is None:
             continue
-        edit = rt.reset_edit(path, text)
+        edit = rt.reset_edit(path, text, spec=spec, files=observed.files)
         if path == DEVICE_RECORD:
             record = device_record(text)
             rest = {
@@ -187,9 +187,11 @@ def _file_steps(
                 continue
         elif edit is not None:  # a file the runtime edits (containerd's config.toml)
             if edit.keep:
+                if edit.reason:
+                    facts.append(edit.reason)
                 continue
-            edited_text, edited = edit.content, path
             if edit.content is not None:
+                edited_text, edited = edit.content, path
                 steps.append(write_step(edit.reason, path, edit.content))
                 continue
         elif not written_for(text, spec):

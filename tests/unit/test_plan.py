@@ -5,7 +5,7 @@ from direct_lvm import OWNER_TAG, core, spec
 from direct_lvm.errors import ConfigError, RefusedError
 from direct_lvm.plan import Action, plan
 from direct_lvm.probe import LV, PV, VG, LvmState
-from direct_lvm.runtimes._docker import DOCKER_DROPIN
+from direct_lvm.runtimes._docker import DOCKER_DROPIN, DOCKER_ENV
 from direct_lvm.runtimes._systemd import RestartMode, ServiceState
 
 GIB = 1 << 30
@@ -58,10 +58,13 @@ def test_blank_disk_plan_creates_everything_in_order(blank_disk):
         (Action.WRITE, ("/etc/lvm/profile/docker-thinpool.profile",)),
         (Action.RUN, ("vgcreate",)),
         (Action.RUN, ("lvcreate",)),
+        (Action.WRITE, (DOCKER_ENV,)),
         (Action.WRITE, (DOCKER_DROPIN,)),
         (Action.RUN, ("systemctl",)),
         (Action.RUN, ("systemctl",)),
     ]
+    assert p.steps[-2].argv == ("systemctl", "daemon-reload")
+    assert "image-setup bakes it" in p.steps[-2].reason
     assert p.steps[1].argv == ("vgcreate", "--addtag", OWNER_TAG, "docker", "/dev/vdb")
     lvcreate = p.steps[2].argv
     for flag, value in [("--type", "thin-pool"), ("--chunksize", "512k"), ("--zero", "n"),
@@ -329,3 +332,33 @@ def test_pv_not_in_config_is_a_fact_not_a_warning():
                    resolved={"/dev/vdc": "/dev/vdc"})  # fmt: skip
     p = plan(s, obs, files)
     assert p.notes == () and "also has /dev/vdb" in p.facts[0]
+
+
+@pytest.mark.parametrize("restart", list(RestartMode))
+def test_a_baked_dropin_needs_no_daemon_reload(blank_disk, restart):
+    """image-setup baked the drop-in (systemd loaded it at boot): a first apply writes
+    only the storage options, which dockerd reads at its next start."""
+    s = mkspec()
+    files = core_files(s)
+    baked = {DOCKER_DROPIN: files[DOCKER_DROPIN]}
+    obs = make_observed(lvm=LvmState(), devices={"/dev/vdb": blank_disk()}, files=baked,
+                        docker=docker(active=True))  # fmt: skip
+    p = plan(s, obs, files, restart=restart)
+    systemctl = [st.argv for st in p.steps if st.argv[:1] == ("systemctl",)]
+    assert (
+        systemctl
+        == {
+            RestartMode.NOW: [("systemctl", "restart", "docker.service")],
+            RestartMode.BOOT: [("systemctl", "try-restart", "--no-block", "docker.service")],
+            RestartMode.NEVER: [],
+        }[restart]
+    )
+    assert [st.path for st in p.steps if st.path.startswith("/etc/")][1:] == [DOCKER_ENV]
+    # only the storage options differ (another pool): written, no reload
+    other = mkspec(pool="other")
+    obs = make_observed(lvm=converged_lvm(other), files=converged_files(s), docker=docker())
+    p = plan(other, obs, core_files(other))
+    ours = (DOCKER_ENV, DOCKER_DROPIN)
+    docker_steps = [st.path or st.argv for st in p.steps
+                    if st.path in ours or st.argv[:1] == ("systemctl",)]  # fmt: skip
+    assert docker_steps == [DOCKER_ENV, ("systemctl", "restart", "docker.service")]

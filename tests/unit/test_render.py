@@ -3,8 +3,15 @@ import pytest
 from obs import state
 
 from direct_lvm import core, render, spec
-from direct_lvm.render import lvm_int, lvm_str, systemd_arg, systemd_verbatim, yaml_value
-from direct_lvm.runtimes._docker import strip_storage_flags
+from direct_lvm.render import (
+    env_words,
+    lvm_int,
+    lvm_str,
+    systemd_arg,
+    systemd_verbatim,
+    yaml_value,
+)
+from direct_lvm.runtimes._docker import DOCKER_DROPIN, DOCKER_ENV, strip_storage_flags
 from direct_lvm.runtimes._systemd import ServiceState
 
 EXEC = "/usr/sbin/dockerd -H fd:// $DOCKER_OPTS"
@@ -27,16 +34,32 @@ def test_profile_matches_the_hand_procedure():
 
 def test_dropin_resets_and_extends_the_vendor_execstart():
     s, f = files(vg="vg-a", pool="tp")
-    text = f["/etc/systemd/system/docker.service.d/direct-lvm.conf"]
+    text = f[DOCKER_DROPIN]
     lines = text.splitlines()
     assert "ExecStart=" in lines
     exec_line = [ln for ln in lines if ln.startswith("ExecStart=/")]
+    # the vendor's ExecStart, then the variable (unbraced: split into words, or nothing)
     assert exec_line == [
-        "ExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS --storage-driver=devicemapper "
-        "--storage-opt=dm.thinpooldev=/dev/mapper/vg--a-tp "
-        "--storage-opt=dm.use_deferred_removal=true --storage-opt=dm.use_deferred_deletion=true"
+        "ExecStart=/usr/sbin/dockerd -H fd:// $DOCKER_OPTS $DIRECT_LVM_DOCKER_STORAGE"
     ]
+    assert "EnvironmentFile=-/etc/direct-lvm/docker-storage.env" in lines  # "-": may be absent
     assert "After=lvm2-monitor.service" in lines
+    # static: the same drop-in for any pool, so a baked one needs no daemon-reload
+    assert files(vg="other", pool="p")[1][DOCKER_DROPIN] == text
+    env = f[DOCKER_ENV].splitlines()
+    assert env[0].startswith("# Written by direct-lvm for the thin pool vg-a/tp;")
+    assert env[-1] == (
+        'DIRECT_LVM_DOCKER_STORAGE="--storage-driver=devicemapper '
+        "--storage-opt=dm.thinpooldev=/dev/mapper/vg--a-tp "
+        '--storage-opt=dm.use_deferred_removal=true --storage-opt=dm.use_deferred_deletion=true"'
+    )
+
+
+@pytest.mark.parametrize("bad", ["a b", 'q"', "back\\slash", "$HOME", "", "x\n"])
+def test_env_words_refuses_what_systemd_would_split_or_keep_quoted(bad):
+    with pytest.raises(ValueError, match="not a plain word"):
+        env_words(["--ok", bad])
+    assert env_words(["--a=b", "c/d"]) == '"--a=b c/d"'
 
 
 def test_vendor_storage_flags_are_replaced_not_duplicated():

@@ -13,7 +13,7 @@ from direct_lvm.errors import ConfigError, RefusedError
 from direct_lvm.plan import DEVICE_RECORD, Action
 from direct_lvm.probe import LV, PV, VG, LvmState
 from direct_lvm.runtimes import containerd_devmapper as containerd
-from direct_lvm.runtimes._docker import DOCKER_DROPIN
+from direct_lvm.runtimes._docker import DOCKER_DROPIN, DOCKER_ENV
 from direct_lvm.runtimes._systemd import ServiceState
 from direct_lvm.runtimes.docker_overlay2 import MOUNT_UNIT, MOUNT_UNIT_PATH
 
@@ -80,6 +80,7 @@ def test_devicemapper_reset_undoes_everything_in_order_and_keeps_the_backup():
         ("pvremove", "--yes", "/dev/vdb", "/dev/vdc"),  # not the orphan /dev/vdf
         ("wipefs", "--all", "/dev/vdb", "/dev/vdc"),
         ("rm", "-f", "--", "/etc/lvm/profile/docker-thinpool.profile"),  # after lvremove
+        ("rm", "-f", "--", DOCKER_ENV),
         ("rm", "-f", "--", DOCKER_DROPIN),
         ("rm", "-f", "--", DEVICE_RECORD),
         ("rm", "-f", "--", core.LAST_APPLY),  # status --format prometheus's record
@@ -149,6 +150,18 @@ def test_files_not_written_for_this_config_are_left_alone():
     assert not [a for a in argvs(rp) if a[:1] == ("rm",)]
     assert all(st.action is Action.RUN for st in rp.plan.steps)  # the record is not rewritten
     assert any(DOCKER_DROPIN in f and "left as it is" in f for f in rp.plan.facts)
+
+
+def test_the_static_dropin_stays_while_it_reads_another_configs_options():
+    s = mkspec()
+    other = mkspec(vg="other")
+    files = {**our_files(s), DOCKER_ENV: our_files(other)[DOCKER_ENV]}
+    rp = reset.plan_reset(s, observed(s, files=files))
+    removed = [a[-1] for a in argvs(rp) if a[:1] == ("rm",)]
+    assert DOCKER_DROPIN not in removed and DOCKER_ENV not in removed
+    assert any(DOCKER_DROPIN in f and "another config's" in f for f in rp.plan.facts)
+    rp = reset.plan_reset(s, observed(s, files={**files, DOCKER_ENV: None}))  # none: ours
+    assert ("rm", "-f", "--", DOCKER_DROPIN) in argvs(rp)
 
 
 def test_device_record_keeps_other_vgs_entries():

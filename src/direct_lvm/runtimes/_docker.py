@@ -19,6 +19,10 @@ from ._systemd import ServiceState, dpkg_version, find_unit, unit_exec_start, un
 
 DOCKER_UNIT = "docker.service"
 DOCKER_DROPIN = "/etc/systemd/system/docker.service.d/direct-lvm.conf"
+# docker-devicemapper's storage options, read by DOCKER_DROPIN's EnvironmentFile= at each
+# dockerd start: writing them needs no daemon-reload (container-storage-setup's
+# /etc/sysconfig/docker-storage works the same way).
+DOCKER_ENV = "/etc/direct-lvm/docker-storage.env"
 DOCKER_SOCKET = "docker.socket"
 # `systemctl stop` order (the socket first: it would start docker again), and the
 # order a failed boot masks them in
@@ -68,6 +72,20 @@ def parse_docker_version(text: str) -> tuple[int, int] | None:
     """'Docker version 20.10.24+dfsg1, build 297e128' -> (20, 10)."""
     m = re.search(r"version (?:\d+:)?v?(\d+)\.(\d+)", text)
     return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+# The first line of devicemapper_dropin's text (image-setup and reset recognize it by it).
+DEVICEMAPPER_DROPIN_MARK = "# Written by direct-lvm (image-setup at bake time, or apply)"
+
+
+def devicemapper_dropin(exec_start: str) -> str:
+    """docker's drop-in for docker-devicemapper: the vendor ExecStart (storage flags
+    stripped) plus $DIRECT_LVM_DOCKER_STORAGE from DOCKER_ENV. It depends only on the
+    vendor unit, so image-setup bakes it and a first boot only writes DOCKER_ENV."""
+    from ..render import render
+
+    return render("docker-devicemapper.conf.j2", exec_start=strip_storage_flags(exec_start),
+                  env_file=DOCKER_ENV)  # fmt: skip
 
 
 def probe_docker(*, service_state: bool = True) -> ServiceState:

@@ -52,7 +52,8 @@ class ResetState:
 @dataclass(frozen=True)
 class ResetEdit:
     """How reset treats a file the runtime edits rather than owns (containerd's
-    config.toml): keep it as it is, write `content`, or (neither) remove it."""
+    config.toml), or owns by another rule (docker-devicemapper's static drop-in): keep
+    it as it is (`reason`, if any, says why), write `content`, or (neither) remove it."""
 
     keep: bool = False
     content: str | None = None
@@ -227,7 +228,15 @@ class Plugin(ABC):
         """Plain-LV runtimes: unmount the root and disable its mount unit. Default: none."""
         return []
 
-    def reset_edit(self, path: str, text: str) -> ResetEdit | None:
-        """A file this runtime edits rather than owns: how reset undoes the edit. None
-        (the default): an ordinary managed file."""
+    def reset_edit(
+        self,
+        path: str,
+        text: str,
+        *,
+        spec: Spec | None = None,
+        files: Mapping[str, str | None] | None = None,
+    ) -> ResetEdit | None:
+        """A file this runtime edits rather than owns, or owns by another rule than the
+        first line naming spec.ref: how reset treats it (`files`: every managed path's
+        text). None (the default): an ordinary managed file."""
         return None

@@ -438,7 +438,14 @@ class ContainerdDevmapper(Plugin):
             pool_state=root if os.path.isdir(root) else "",
         )
 
-    def reset_edit(self, path: str, text: str) -> ResetEdit | None:
+    def reset_edit(
+        self,
+        path: str,
+        text: str,
+        *,
+        spec: Spec | None = None,
+        files: Mapping[str, str | None] | None = None,
+    ) -> ResetEdit | None:
         if path != CONFIG:
             return None
         if FRAGMENT not in text:

@@ -19,24 +19,26 @@ from ..steps import PlanBuilder
 from ._docker import (
     BACKUP_PREFIX,
     DAEMON_JSON,
+    DEVICEMAPPER_DROPIN_MARK,
     DOCKER_DROPIN,
+    DOCKER_ENV,
     DOCKER_HOLD_UNITS,
     DOCKER_ROOT,
     DOCKER_UNIT,
     DOCKER_UNITS,
     check_daemon_json,
+    devicemapper_dropin,
     docker_containers,
     docker_info_problems,
     foreign_storage,
     probe_docker,
     require_docker,
     require_exec_start,
-    strip_storage_flags,
     with_version,
 )
 from ._lvroot import move_aside
 from ._systemd import RestartMode, converge_service, daemon_reload
-from .base import Plugin, ResetState, read_file, write_changed
+from .base import Plugin, ResetEdit, ResetState, read_file, write_changed
 from .table import Runtime
 
 RESET_SUFFIX = "-reset"  # docker's state on a removed pool: BACKUP_PREFIX<time>-reset
@@ -89,14 +91,12 @@ class DockerDevicemapper(Plugin):
         docker = state.service
         if docker is None or not docker.exec_start:
             return {}
+        # DOCKER_ENV first: a run stopped after it still writes the drop-in and reloads
         return {
-            DOCKER_DROPIN: render(
-                "docker-devicemapper.conf.j2",
-                vg=spec.vg,
-                pool=spec.pool,
-                exec_start=strip_storage_flags(docker.exec_start),
-                args=dropin_args(spec),
-            )
+            DOCKER_ENV: render(
+                "docker-storage.env.j2", vg=spec.vg, pool=spec.pool, args=dropin_args(spec)
+            ),
+            DOCKER_DROPIN: devicemapper_dropin(docker.exec_start),
         }
 
     def plan(
@@ -121,8 +121,14 @@ class DockerDevicemapper(Plugin):
                 why=f"{DOCKER_ROOT} holds storage that is not on the pool "
                 f"({', '.join(state.foreign)}); kept as a backup, never deleted",
             )  # fmt: skip
-        changed = DOCKER_DROPIN in write_changed(b, observed, files, "docker's storage options")
-        daemon_reload(b, changed, docker, "systemd must read the new drop-in")
+        written = write_changed(b, observed, files, "docker's storage options")
+        changed = bool(written)  # dockerd reads DOCKER_ENV at its next start
+        # a drop-in image-setup baked is already loaded: only DOCKER_ENV changes then
+        why = (
+            "systemd must read the new drop-in (a changed unit file is read only on "
+            "daemon-reload; image-setup bakes it so that a first boot needs none)"
+        )
+        daemon_reload(b, DOCKER_DROPIN in written, docker, why)
         wanted = f"dm.thinpooldev={spec.pool_path}"
         on_pool = docker is not None and any(a.endswith(wanted) for a in docker.cmdline)
         converge_service(
@@ -149,7 +155,25 @@ class DockerDevicemapper(Plugin):
         return verify_pool(spec, lvm, on_docker if restarted else None)
 
     def managed_paths(self, spec: Spec) -> tuple[str, ...]:
-        return (profile_path(spec), DOCKER_DROPIN)
+        return (profile_path(spec), DOCKER_ENV, DOCKER_DROPIN)
+
+    def reset_edit(
+        self,
+        path: str,
+        text: str,
+        *,
+        spec: Spec | None = None,
+        files: Mapping[str, str | None] | None = None,
+    ) -> ResetEdit | None:
+        if path != DOCKER_DROPIN or not text.startswith(DEVICEMAPPER_DROPIN_MARK):
+            return None  # not our static drop-in: the usual rule (first line names the pool)
+        # It names no pool (image-setup bakes it for any config): removed unless the
+        # storage options it reads are another config's (that DOCKER_ENV stays too).
+        env = (files or {}).get(DOCKER_ENV)
+        if env is None or (spec is not None and f" {spec.ref};" in env.split("\n", 1)[0]):
+            return ResetEdit()
+        return ResetEdit(keep=True, reason=f"{path} reads {DOCKER_ENV}, which is another "
+                         "config's; left as it is")  # fmt: skip
 
     def reset_probe(self, spec: Spec, active: tuple[str, ...], mountinfo: str) -> ResetState:
         return ResetState(
