@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 DROPIN = "/etc/systemd/system/docker.service.d/direct-lvm.conf"
+ENV = "/etc/direct-lvm/docker-storage.env"
 PROFILE = "/etc/lvm/profile/docker-thinpool.profile"
 DOCKER_FLAGS = (
     "--storage-driver=devicemapper",
@@ -73,9 +74,13 @@ def dropin_content(host: Any, facts: Facts) -> None:
     text = host.file(DROPIN).content_string
     starts = [ln for ln in text.splitlines() if ln.startswith("ExecStart=")]
     assert starts[0] == "ExecStart=", f"the vendor ExecStart is not reset:\n{text}"
-    assert all(flag in starts[-1] for flag in DOCKER_FLAGS), text
-    running = host.check_output("systemctl show -p ExecStart --value docker.service")
-    assert all(flag in running for flag in DOCKER_FLAGS), running
+    # the flags come from the EnvironmentFile the static drop-in reads (issue 13)
+    assert starts[-1].endswith(" $DIRECT_LVM_DOCKER_STORAGE"), text
+    env = host.file(ENV).content_string
+    assert all(flag in env for flag in DOCKER_FLAGS), env
+    pid = host.check_output("systemctl show -p MainPID --value docker.service")
+    running = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/cmdline").splitlines()
+    assert all(running.count(flag) == 1 for flag in DOCKER_FLAGS), running
 
 
 def services_active_and_enabled(host: Any, facts: Facts) -> None:

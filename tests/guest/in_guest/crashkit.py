@@ -20,6 +20,7 @@ DISKS = ("/dev/disk/by-id/virtio-dl-a", "/dev/disk/by-id/virtio-dl-b")
 PRISTINE = "/var/lib/dl-pristine-docker"  # docker's overlay2 storage before any apply
 PROFILE_GLOB = "/etc/lvm/profile/*.profile"
 DROPIN = "/etc/systemd/system/docker.service.d/direct-lvm.conf"
+ENV = "/etc/direct-lvm/docker-storage.env"  # the storage options the drop-in reads
 BACKUPS = "/var/lib/docker.direct-lvm-backup-*"
 RECORD = "/var/lib/direct-lvm/devices.json"  # which device each devices entry chose
 SYSTEMD_VIEW = "systemctl show -p NeedDaemonReload -p DropInPaths docker.service"
@@ -95,7 +96,7 @@ def reset_system(vg="docker", disks=DISKS, start_docker=True):
         real = os.path.realpath(d)
         sh(["pvremove", "-ff", "-y", real], check=False)
         sh(["wipefs", "-a", real], check=False)
-    for f in [*glob.glob(PROFILE_GLOB), DROPIN, RECORD]:
+    for f in [*glob.glob(PROFILE_GLOB), ENV, DROPIN, RECORD]:
         Path(f).unlink(missing_ok=True)
     sh("systemctl daemon-reload")
     sh(["rm", "-rf", "/var/lib/docker", *glob.glob(BACKUPS)])
@@ -128,7 +129,7 @@ def state(vg=None, docker_state=True):
     """The normalized system state the comparisons are made on (LVM: only `vg` if given;
     docker's service and storage unless docker_state is false)."""
     files = {f: Path(f).read_text() for f in sorted(glob.glob(PROFILE_GLOB))}
-    for f in (DROPIN, RECORD):
+    for f in (ENV, DROPIN, RECORD):
         files[f] = Path(f).read_text() if Path(f).exists() else None
     active = sh("systemctl is-active docker.service", check=False).stdout.strip()
     # only ask a running dockerd: `docker info` would socket-activate a stopped one

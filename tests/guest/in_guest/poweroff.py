@@ -16,16 +16,16 @@ import sys
 import time
 from pathlib import Path
 
-from crashkit import DISKS, DROPIN, RECORD, apply, cfg, sh, state
+from crashkit import DISKS, DROPIN, ENV, RECORD, apply, cfg, sh, state
 
 REFERENCE = Path("/var/lib/dl-test/poweroff-reference.json")
 OUT = Path("/job/out/poweroff.json")
 PROFILE = Path("/etc/lvm/profile/povg-thinpool.profile")
 
 
-def reset(dropin: str, record: str) -> None:
-    """dl-b blank, no povg, docker's drop-in and the device record as the crash boot
-    left them."""
+def reset(dropin: str, record: str, env: str | None) -> None:
+    """dl-b blank, no povg, docker's drop-in, its storage options and the device record
+    as the crash boot left them."""
     sh("vgremove -ff -y povg", check=False)
     b = os.path.realpath(DISKS[1])
     sh(["pvremove", "-ff", "-y", b], check=False)
@@ -33,6 +33,10 @@ def reset(dropin: str, record: str) -> None:
     PROFILE.unlink(missing_ok=True)
     Path(DROPIN).write_text(dropin)
     Path(RECORD).write_text(record)
+    if env is None:
+        Path(ENV).unlink(missing_ok=True)
+    else:
+        Path(ENV).write_text(env)
     sh("systemctl daemon-reload")
 
 
@@ -40,7 +44,8 @@ def main() -> None:
     seed = int(json.loads(os.environ.get("DL_FACTS", "{}")).get("poweroff_seed", 6))
     sh("systemctl stop docker.socket docker.service")
     dropin, record = Path(DROPIN).read_text(), Path(RECORD).read_text()
-    reset(dropin, record)
+    env = Path(ENV).read_text() if Path(ENV).exists() else None
+    reset(dropin, record, env)
     start = time.monotonic()
     r = apply("poweroff", "--no-restart")
     took = time.monotonic() - start
@@ -48,7 +53,7 @@ def main() -> None:
         sys.exit(f"reference apply failed:\n{r.stderr}")
     REFERENCE.parent.mkdir(parents=True, exist_ok=True)
     REFERENCE.write_text(json.dumps(state("povg", docker_state=False)))
-    reset(dropin, record)
+    reset(dropin, record, env)
     delay = random.Random(seed).uniform(0.05, 0.95) * took  # noqa: S311 (reproducible)
     record = {"seed": seed, "reference_apply_s": round(took, 2), "delay_s": round(delay, 2)}
     OUT.write_text(json.dumps(record))

@@ -67,10 +67,20 @@ def test_docker_uses_the_pool(host):
 
 
 def test_dropin_written_and_vendor_unit_untouched(host):
-    dropin = host.file("/etc/systemd/system/docker.service.d/direct-lvm.conf")
-    assert "--storage-opt=dm.thinpooldev=/dev/mapper/docker-thinpool" in dropin.content_string
-    assert "--storage-opt=dm.use_deferred_removal=true" in dropin.content_string
-    assert "--storage-opt=dm.use_deferred_deletion=true" in dropin.content_string
+    # The storage options are in the EnvironmentFile the (static) drop-in reads, so a
+    # baked drop-in needs no daemon-reload (issue 13); dockerd runs with each exactly once.
+    dropin = host.file("/etc/systemd/system/docker.service.d/direct-lvm.conf").content_string
+    env = host.file("/etc/direct-lvm/docker-storage.env").content_string
+    assert "EnvironmentFile=-/etc/direct-lvm/docker-storage.env" in dropin
+    assert " $DIRECT_LVM_DOCKER_STORAGE\n" in dropin
+    pid = host.check_output("systemctl show -p MainPID --value docker.service")
+    cmdline = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/cmdline").splitlines()
+    for flag in ("--storage-driver=devicemapper",
+                 "--storage-opt=dm.thinpooldev=/dev/mapper/docker-thinpool",
+                 "--storage-opt=dm.use_deferred_removal=true",
+                 "--storage-opt=dm.use_deferred_deletion=true"):  # fmt: skip
+        assert flag in env
+        assert cmdline.count(flag) == 1, cmdline
     # dpkg --verify prints a line for every packaged file whose checksum changed
     out = host.run("dpkg --verify docker.io")
     assert "docker.service" not in out.stdout

@@ -18,6 +18,7 @@ from crashkit import (
     CRASH_EXIT,
     DISKS,
     DROPIN,
+    ENV,
     apply,
     diff,
     import_busybox,
@@ -140,15 +141,16 @@ def test_first_boot_plan_every_crash_point_converges():
     _stopped_takeover()
     steps = plan_steps("crash", "--no-restart")
     shells = [s["shell"] for s in steps]
+    # no image-setup in this guest: the drop-in is written here, so daemon-reload stays
     expect = ["cat > /etc/lvm/profile", "vgcreate", "lvcreate", "lvchange --errorwhenfull y",
-              "mv ", "cat > /etc/systemd", "systemctl daemon-reload",
-              "cat > /var/lib/direct-lvm/devices.json"]  # fmt: skip
+              "mv ", "cat > /etc/direct-lvm/docker-storage.env", "cat > /etc/systemd",
+              "systemctl daemon-reload", "cat > /var/lib/direct-lvm/devices.json"]  # fmt: skip
     assert [next(w for w in expect if s.startswith(w)) for s in shells] == expect, shells
     r = apply("crash", "--no-restart")
     assert r.returncode == 0, r.stderr
     reference = state()
     assert len(reference["backups"]) == 1 and "overlay2" in reference["backups"][0]
-    assert reference["files"][DROPIN] is not None
+    assert reference["files"][DROPIN] is not None and reference["files"][ENV] is not None
     failures = _every_k("first_boot", "crash", steps, reference, _stopped_takeover,
                         ("--no-restart",))  # fmt: skip
     assert not failures, "\n\n".join(failures)

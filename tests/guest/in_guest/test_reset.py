@@ -18,7 +18,8 @@ PROFILE = "/etc/lvm/profile/docker-thinpool.profile"
 DROPIN = "/etc/systemd/system/docker.service.d/direct-lvm.conf"
 RECORD = "/var/lib/direct-lvm/devices.json"
 LAST_APPLY = "/var/lib/direct-lvm/last-apply.json"  # status --format prometheus
-OURS = (PROFILE, DROPIN, RECORD, LAST_APPLY)
+ENV = "/etc/direct-lvm/docker-storage.env"  # the storage options the drop-in reads
+OURS = (PROFILE, ENV, DROPIN, RECORD, LAST_APPLY)
 SEEN = {}  # what earlier tests saw, for later ones
 
 
