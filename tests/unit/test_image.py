@@ -156,3 +156,31 @@ def test_service_check_wants_the_executable_where_systemd_looks(tmp_path):
     (tmp_path / "usr/local/bin").mkdir(parents=True)
     (tmp_path / "usr/local/bin/direct-lvm").write_text("#!/usr/bin/python3\n")
     assert "usr/local/bin/direct-lvm boot" in image.check_service(tmp_path).notes[0]
+
+
+def test_image_setup_bakes_dockers_static_dropin(tmp_path):
+    """The drop-in apply wants for docker-devicemapper depends only on docker.service:
+    baked here, a first boot writes only the storage options (no daemon-reload)."""
+    from direct_lvm import core, spec
+    from direct_lvm.runtime import DOCKER_DROPIN, ServiceState
+
+    root = fake_root(tmp_path)
+    check = image.Check()
+    assert image_setup(root, check=check) and any("not baked" in n for n in check.notes)
+    exec_start = "/usr/sbin/dockerd -H fd:// $DOCKER_OPTS"
+    unit = root / "lib/systemd/system/docker.service"
+    unit.parent.mkdir(parents=True)
+    unit.write_text(f"[Unit]\nDescription=Docker\n[Service]\nExecStart={exec_start}\n")
+    written = image_setup(root)
+    dropin = root / DOCKER_DROPIN.lstrip("/")
+    assert dropin in written
+    docker = ServiceState("docker.service", True, (20, 10), "", False, (), exec_start)
+    for cfg in ({"devices": ["/dev/vdb"]}, {"devices": ["/dev/vdc"], "vg": "v", "pool": "p"}):
+        wanted = core.desired_files(spec.from_mapping(cfg), docker)[DOCKER_DROPIN]
+        assert dropin.read_text() == wanted
+    # another drop-in of ours there (docker-overlay2's names its LV) is left as it is
+    overlay2 = "# Written by direct-lvm for the LV docker/docker; rewritten on every apply.\n"
+    dropin.write_text(overlay2)
+    check = image.Check()
+    assert dropin not in image_setup(root, check=check)
+    assert dropin.read_text() == overlay2 and any("left as it is" in n for n in check.notes)
