@@ -46,6 +46,14 @@ def test_the_service_made_the_pool(host):
         json.dump({"lv_uuid": lv["lv_uuid"]}, f)
 
 
+def test_the_first_boot_wrote_the_storage_options_without_a_daemon_reload(host):
+    """image-setup baked docker's drop-in, which systemd loaded at boot: the first boot
+    writes only the EnvironmentFile it reads (issue 13)."""
+    journal = service_journal(host)
+    assert "+ write /etc/direct-lvm/docker-storage.env" in journal, journal
+    assert "daemon-reload" not in journal, journal
+
+
 def test_docker_started_after_it_on_the_pool(host):
     docker_started_after_service(host)
     assert_docker_on_pool(host)
