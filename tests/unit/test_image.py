@@ -162,7 +162,9 @@ def test_image_setup_bakes_dockers_static_dropin(tmp_path):
     """The drop-in apply wants for docker-devicemapper depends only on docker.service:
     baked here, a first boot writes only the storage options (no daemon-reload)."""
     from direct_lvm import core, spec
-    from direct_lvm.runtime import DOCKER_DROPIN, ServiceState
+    from direct_lvm.observed import RuntimeState
+    from direct_lvm.runtimes._docker import DOCKER_DROPIN
+    from direct_lvm.runtimes._systemd import ServiceState
 
     root = fake_root(tmp_path)
     check = image.Check()
@@ -176,7 +178,8 @@ def test_image_setup_bakes_dockers_static_dropin(tmp_path):
     assert dropin in written
     docker = ServiceState("docker.service", True, (20, 10), "", False, (), exec_start)
     for cfg in ({"devices": ["/dev/vdb"]}, {"devices": ["/dev/vdc"], "vg": "v", "pool": "p"}):
-        wanted = core.desired_files(spec.from_mapping(cfg), docker)[DOCKER_DROPIN]
+        wanted = core.desired_files(spec.from_mapping(cfg), RuntimeState(service=docker))
+        wanted = wanted[DOCKER_DROPIN]
         assert dropin.read_text() == wanted
     # another drop-in of ours there (docker-overlay2's names its LV) is left as it is
     overlay2 = "# Written by direct-lvm for the LV docker/docker; rewritten on every apply.\n"
