@@ -1,10 +1,9 @@
 """The thin pool's own pieces, for the runtimes that consume it: its LVM autoextend
-profile (path, content, and the policy read back for status) and its verification after
-apply. The pool itself is planned in plan.py and grown in growth.py."""
+profile (path, content, and the policy lvmconfig reads back for status) and its
+verification after apply. The pool itself is planned in plan.py and grown in growth.py."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from . import OWNER_TAG
@@ -13,7 +12,6 @@ from .model import Spec
 from .probe import LvmState
 from .render import render
 from .run import run
-from .runtimes.base import read_file
 from .units import format_size
 
 PROFILE_DIR = "/etc/lvm/profile"
@@ -41,15 +39,40 @@ def profile_files(spec: Spec) -> dict[str, str]:
     }
 
 
-def profile_policy(name: str) -> tuple[int, int] | None:
-    """(threshold, percent) of the autoextend profile `name`; None when autoextend is off
-    (no profile, or threshold 100)."""
-    text = read_file(profile_file(name)) if name else None
-    m = re.search(r"thin_pool_autoextend_percent\s*=\s*(\d+)", text or "")
-    t = re.search(r"thin_pool_autoextend_threshold\s*=\s*(\d+)", text or "")
-    if not m or not t or int(t.group(1)) >= 100:
+AUTOEXTEND_KEYS = ("thin_pool_autoextend_threshold", "thin_pool_autoextend_percent")
+
+
+def profile_policy_argv(name: str) -> list[str]:
+    """lvmconfig's view of the autoextend settings for a pool with metadata profile
+    `name`: the profile merged over lvm.conf and LVM's defaults, as dmeventd applies them."""
+    return ["lvmconfig", "--typeconfig", "full", "--mergedconfig", "--metadataprofile", name,
+            *(f"activation/{k}" for k in AUTOEXTEND_KEYS)]  # fmt: skip
+
+
+def parse_profile_policy(text: str) -> tuple[int, int] | None:
+    """(threshold, percent) from lvmconfig's `key=value` lines; None when autoextend is
+    off (threshold 100) or a value is missing."""
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if sep and key in AUTOEXTEND_KEYS and value.isdigit():
+            values[key] = int(value)
+    threshold, percent = (values.get(k) for k in AUTOEXTEND_KEYS)
+    if threshold is None or percent is None or threshold >= 100:
         return None
-    return int(t.group(1)), int(m.group(1))
+    return threshold, percent
+
+
+def profile_policy(name: str) -> tuple[int, int] | None:
+    """(threshold, percent) of the autoextend policy for a pool with metadata profile
+    `name`, read with one lvmconfig call (status only: apply and the boot path compare the
+    profile file's text with the one they render and never read the policy back). None
+    without a profile, when lvm cannot load it, or when autoextend is off."""
+    if not name:
+        return None
+    result = run(profile_policy_argv(name), check=False)
+    return parse_profile_policy(result.stdout) if result.returncode == 0 else None
 
 
 def _monitor_hint() -> str:

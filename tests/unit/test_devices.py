@@ -222,6 +222,7 @@ def test_status_shows_each_pv_identity_and_why(monkeypatch):
         core, "read_file", lambda p: json.dumps(rec) if p == DEVICE_RECORD else None
     )
     monkeypatch.setattr(core, "backups", lambda: [])
+    monkeypatch.setattr(core, "profile_policy", lambda name: None)  # lvmconfig's answer
     tree = parse_lsblk((DATA / "lsblk-bookworm.json").read_text())
     links = {"/dev/vdb": ("/dev/disk/by-id/virtio-dl-data1",)}
     (entry,) = core.status(_converged(s), (tree, links))

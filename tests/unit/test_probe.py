@@ -4,7 +4,7 @@ job's out/ directory: fullreport.json and lsblk.json)."""
 import json
 from pathlib import Path
 
-from direct_lvm import core
+from direct_lvm import core, pool
 from direct_lvm.probe import parse_fullreport, parse_lsblk, parse_wipefs
 
 DATA = Path(__file__).parent / "data"
@@ -126,3 +126,23 @@ def test_probe_block_asks_again_without_mountpoints_on_old_lsblk(monkeypatch):
     assert calls == [probe.LSBLK_COLUMNS, probe.LSBLK_COLUMNS_BEFORE_2_37]
     assert "MOUNTPOINT," in calls[1] and "MOUNTPOINTS" not in calls[1]
     assert tree["/dev/vda"].is_root_disk
+
+
+def test_profile_policy_from_lvmconfig():
+    argv = pool.profile_policy_argv("docker-thinpool")
+    assert argv[:2] == ["lvmconfig", "--typeconfig"] and "--mergedconfig" in argv
+    assert argv[argv.index("--metadataprofile") + 1] == "docker-thinpool"
+    assert argv[-2:] == ["activation/thin_pool_autoextend_threshold",
+                         "activation/thin_pool_autoextend_percent"]  # fmt: skip
+    out = "thin_pool_autoextend_threshold=80\nthin_pool_autoextend_percent=20\n"
+    assert pool.parse_profile_policy(out) == (80, 20)
+    nested = (
+        "activation {\n\tthin_pool_autoextend_percent = 25\n"
+        "\tthin_pool_autoextend_threshold = 70\n}\n"
+    )
+    assert pool.parse_profile_policy(nested) == (70, 25)
+    off = "thin_pool_autoextend_threshold=100\nthin_pool_autoextend_percent=20\n"
+    assert pool.parse_profile_policy(off) is None  # 100: autoextend off
+    assert pool.parse_profile_policy("thin_pool_autoextend_threshold=80\n") is None
+    assert pool.parse_profile_policy("") is None
+    assert pool.profile_policy("") is None  # no profile: no command
