@@ -83,11 +83,13 @@ def observe(
 def make_plan(
     spec: Spec, *, restart: RestartMode = RestartMode.NOW, wait: bool = True
 ) -> tuple[Plan, Observed]:
-    """Plan, and when there is anything to do, pass the runtime's full version gate
-    first: a refusal comes before any disk is touched. A converged boot skips it."""
+    """Plan, and when the runtime has anything to do, pass its full version gate first:
+    a refusal comes before any disk is touched. A converged boot, or one that only
+    grows the pool or LV (LVM steps alone), skips it (dpkg-query or `dockerd
+    --version`: a process)."""
     observed, files = observe(spec, restart=restart, wait=wait)
     the_plan = plan(spec, observed, files, restart=restart)
-    if not the_plan.empty:
+    if the_plan.runtime_steps:
         runtimes.get(spec.runtime).check_changes(spec, observed.runtime)
     return the_plan, observed
 

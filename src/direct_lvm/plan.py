@@ -282,9 +282,11 @@ def plan(
             _converge_pool(b, spec, vg, pool)
             grow_pool(b, spec, vg, pool, lvm)
 
+    before = len(b.steps)
     rt.plan(b, spec, observed, desired_files, restart=restart, grow_fs=grow_fs)
+    runtime_steps = len(b.steps) - before
     _record_choices(b, spec, observed)
-    return b.build()
+    return b.build(runtime_steps)
 
 
 def _fit_existing(spec: Spec, vg: VG, s: Sizing) -> Sizing:

@@ -96,6 +96,9 @@ class Plan:
     steps: tuple[Step, ...]
     notes: tuple[str, ...] = ()  # problems the user should know about (printed as warnings)
     facts: tuple[str, ...] = ()  # what was chosen and why
+    # how many of the steps the runtime's plan added (its files, reload, restart): the
+    # version gate, which costs a process, runs only when there are some
+    runtime_steps: int = 0
 
     @property
     def empty(self) -> bool:
@@ -136,5 +139,5 @@ class PlanBuilder:
     def has(self, *kinds: Kind) -> bool:
         return any(s.kind in kinds for s in self.steps)
 
-    def build(self) -> Plan:
-        return Plan(tuple(self.steps), tuple(self.notes), tuple(self.facts))
+    def build(self, runtime_steps: int = 0) -> Plan:
+        return Plan(tuple(self.steps), tuple(self.notes), tuple(self.facts), runtime_steps)

@@ -241,3 +241,27 @@ def test_a_drop_in_systemd_has_not_loaded_is_stale():
     assert dropins_stale(unit, ours, [])  # removed, still loaded
     assert not dropins_stale(unit, f"{vendor} {every_service} {ours}", [ours])
     assert not dropins_stale(unit, vendor, [])
+
+
+def test_growth_alone_skips_the_version_gate_and_runtime_steps_do_not(monkeypatch, blank_disk):
+    """The gate costs a process (dpkg-query): only a plan with runtime steps pays it, and
+    then before any change (make_plan raises before execute)."""
+    from direct_lvm import runtimes
+
+    s = mkspec()
+    gated = []
+    plugin = runtimes.get(s.runtime)
+    monkeypatch.setattr(plugin, "check_changes", lambda spec, state: gated.append(spec))
+    monkeypatch.setattr(core, "observe", lambda spec, **k: observe(s, grown(s, dev_size=8 * GIB)))
+    p, _ = core.make_plan(s)
+    assert [st.argv[0] for st in p.steps] == ["pvresize", "lvextend"] and p.runtime_steps == 0
+    assert gated == []
+    # a first apply: LVM steps and the runtime's (its files, reload, restart): gated
+    fresh = make_observed(LvmState(), {"/dev/vdb": blank_disk()}, {}, docker())
+    monkeypatch.setattr(core, "observe", lambda spec, **k: (fresh, core_files(s)))
+    p, _ = core.make_plan(s)
+    assert p.runtime_steps >= 3 and gated == [s]
+    refusal = RefusedError("docker 25", "fix")
+    monkeypatch.setattr(plugin, "check_changes", lambda spec, state: (_ for _ in ()).throw(refusal))
+    with pytest.raises(RefusedError):
+        core.make_plan(s)
