@@ -26,10 +26,9 @@ from .plan import DEVICE_RECORD, Observed, Plan, Step, device_record, extension_
 from .pool import PROFILE_DIR as PROFILE_DIR
 from .pool import profile_files, profile_policy
 from .pool import profile_path as profile_path
-from .probe import Block, LvmState, probe_block, probe_lvm
+from .probe import Block, LvmState, probe_block, probe_lvm, probe_mounts
 from .run import run
 from .runtimes._docker import DOCKER_HOLD_UNITS, backups
-from .runtimes._lvroot import read_mountinfo
 from .runtimes._lvroot import volumes as lv_volumes
 from .runtimes._systemd import RestartMode
 from .runtimes.base import read_file as read_file
@@ -283,7 +282,7 @@ def pv_identity(lvm: LvmState, vg: str, block: Block) -> tuple[PvStatus, ...]:
 def volumes() -> list[VolumeStatus]:
     """The plain LVs of the runtimes that use one, and where each is mounted (status)."""
     roots = [r for name in runtimes.Runtime if (r := runtimes.get(name).root)]
-    return lv_volumes(probe_lvm(), read_mountinfo(), roots)
+    return lv_volumes(probe_lvm(), probe_mounts(), roots)
 
 
 def status(lvm: LvmState | None = None, block: Block | None = None) -> list[PoolStatus]:

@@ -1,12 +1,13 @@
 """Read the system's state: LVM through one JSON `lvm fullreport`, block devices through
-`lsblk --json` and `wipefs --no-act --json`. Parsing is pure and unit-tested on real output."""
+`lsblk --json` and `wipefs --no-act --json`, mounts through `findmnt --json`. Parsing is
+pure and unit-tested on real output."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -310,3 +311,60 @@ def with_signatures(dev: BlockDevice, label: str) -> BlockDevice:
     """dev as the config entry `label` names it, with wipefs's signatures."""
     sigs = parse_wipefs(run(["wipefs", "--no-act", "--json", dev.real]).stdout)
     return BlockDevice(**{**dev.__dict__, "path": label, "signatures": sigs})
+
+
+# ------------------------------------------------------------------ mounts
+
+# util-linux's findmnt reads /proc/self/mountinfo and undoes its octal escapes; --list
+# gives every mount flat, in mountinfo's order (so the last at a path is the topmost).
+# OPTIONS is the per-mount and the superblock options together.
+FINDMNT_ARGV = ("findmnt", "--json", "--list", "-o", "TARGET,SOURCE,FSTYPE,MAJ:MIN,OPTIONS")
+
+
+@dataclass(frozen=True)
+class Mount:
+    target: str
+    devno: str  # "major:minor" of the mounted filesystem's device
+    fstype: str
+    source: str
+    options: frozenset[str]  # per-mount and superblock options
+
+
+def parse_findmnt(text: str) -> tuple[Mount, ...]:
+    """Every mount in `findmnt --json --list` output (the columns of FINDMNT_ARGV)."""
+    if not text.strip():
+        return ()
+    return tuple(
+        Mount(
+            target=fs.get("target") or "",
+            devno=fs.get("maj:min") or "",
+            fstype=fs.get("fstype") or "",
+            source=fs.get("source") or "",
+            options=frozenset((fs.get("options") or "").split(",")) - {""},
+        )
+        for fs in json.loads(text).get("filesystems", [])
+    )
+
+
+def probe_mounts() -> tuple[Mount, ...]:
+    """What is mounted, and where: one findmnt call."""
+    return parse_findmnt(run(FINDMNT_ARGV).stdout)
+
+
+def mount_at(mounts: Iterable[Mount], path: str) -> Mount | None:
+    """The filesystem mounted at exactly `path` (the topmost one), or None."""
+    found = None
+    for m in mounts:
+        if m.target == path:
+            found = m
+    return found
+
+
+def devno(path: str) -> str | None:
+    """'major:minor' of a block device node (as findmnt's MAJ:MIN has it), or None when
+    it does not exist."""
+    try:
+        rdev = os.stat(path).st_rdev
+    except OSError:
+        return None
+    return f"{os.major(rdev)}:{os.minor(rdev)}"

@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,10 +22,9 @@ from .core import BOOT_CONFIG_FILE, LAST_APPLY, exclusive, execute, read_file
 from .errors import RefusedError, VerifyError
 from .model import Spec
 from .plan import DEVICE_RECORD, Plan, Step, device_record
-from .probe import LV, LvmState, parse_wipefs, probe_lvm
+from .probe import LV, LvmState, Mount, parse_wipefs, probe_lvm, probe_mounts
 from .run import run
 from .runtimes._docker import DOCKER_ROOT, backups
-from .runtimes._lvroot import read_mountinfo
 from .runtimes._systemd import find_unit
 from .runtimes.base import ResetState
 from .steps import Kind, run_step, write_step
@@ -289,13 +288,10 @@ def _active(units: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(u for u, s in zip(units, states) if s in ("active", "activating", "reloading"))
 
 
-def container_mounts(mountinfo: str) -> tuple[str, ...]:
-    out = []
-    for line in mountinfo.splitlines():
-        fields = line.split(" - ")[0].split()
-        if len(fields) > 4 and any(p.match(fields[4]) for p in CONTAINER_MOUNTS):
-            out.append(fields[4])
-    return tuple(out)
+def container_mounts(mounts: Sequence[Mount]) -> tuple[str, ...]:
+    """Container root filesystems mounted now (docker's overlay2 and devicemapper, a
+    containerd task's rootfs)."""
+    return tuple(m.target for m in mounts if any(p.match(m.target) for p in CONTAINER_MOUNTS))
 
 
 def observe(spec: Spec) -> ResetObserved:
@@ -304,14 +300,14 @@ def observe(spec: Spec) -> ResetObserved:
     units = rt.units
     installed = any(find_unit(u) for u in units)
     active = _active(units) if installed else ()
-    mountinfo = read_mountinfo()
-    state = rt.reset_probe(spec, active, mountinfo)
+    mounts = probe_mounts()  # one findmnt call
+    state = rt.reset_probe(spec, active, mounts)
     return ResetObserved(
         lvm=lvm,
         files={p: read_file(p) for p in managed_paths(spec)},
         active_units=active,
         containers=state.containers,
-        container_mounts=container_mounts(mountinfo),
+        container_mounts=container_mounts(mounts),
         snap_devices=state.snap_devices,
         docker_root_ours=state.root_ours,
         mount_enabled=state.mount_enabled,

@@ -4,7 +4,10 @@ runtime state became one object."""
 
 from __future__ import annotations
 
+import json
+
 from direct_lvm.observed import Observed, RootState, RuntimeState
+from direct_lvm.probe import Mount, parse_findmnt
 
 
 def make_observed(
@@ -44,3 +47,10 @@ def check_runtime(spec, docker=None, ctd=None):
     from direct_lvm import runtimes
 
     runtimes.get(spec.runtime).gate(spec, RuntimeState(service=ctd if ctd is not None else docker))
+
+
+def findmnt(*rows: tuple[str, str, str, str, str]) -> tuple[Mount, ...]:
+    """Mounts as probe.parse_findmnt reads them from `findmnt --json --list` output; a row
+    is (target, source, fstype, maj:min, options)."""
+    keys = ("target", "source", "fstype", "maj:min", "options")
+    return parse_findmnt(json.dumps({"filesystems": [dict(zip(keys, r)) for r in rows]}))

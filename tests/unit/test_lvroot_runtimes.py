@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from obs import findmnt
 
 from direct_lvm import OWNER_TAG, core, spec
 from direct_lvm._compat import toml_loads
@@ -305,14 +306,14 @@ def test_podman_keeps_a_storage_conf_that_agrees_and_refuses_one_that_does_not()
 
 
 def test_busy_mounts_below_a_root():
-    info = (
-        "22 1 254:1 / / rw - ext4 /dev/vda1 rw\n"
-        "95 22 0:60 / /var/lib/containers/storage/overlay/abc/merged rw - overlay overlay "
-        "rw,lowerdir=/var/lib/containers/storage/overlay/l/X,upperdir=/u,workdir=/w\n"
-        "96 22 0:61 / /run/containerd/io.containerd.runtime.v2.task/k8s.io/c1/rootfs rw - "
-        "overlay overlay rw,lowerdir=/var/lib/containerd/io.containerd.snapshotter.v1."
-        "overlayfs/snapshots/1/fs,upperdir=/u2,workdir=/w2\n"
-    )
+    info = findmnt(
+        ("/", "/dev/vda1", "ext4", "254:1", "rw"),
+        ("/var/lib/containers/storage/overlay/abc/merged", "overlay", "overlay", "0:60",
+         "rw,lowerdir=/var/lib/containers/storage/overlay/l/X,upperdir=/u,workdir=/w"),
+        ("/run/containerd/io.containerd.runtime.v2.task/k8s.io/c1/rootfs", "overlay", "overlay",
+         "0:61", "rw,lowerdir=/var/lib/containerd/io.containerd.snapshotter.v1."
+         "overlayfs/snapshots/1/fs,upperdir=/u2,workdir=/w2"),
+    )  # fmt: skip
     assert busy_below(info, "/var/lib/containers/storage") == (
         "/var/lib/containers/storage/overlay/abc/merged",)  # fmt: skip
     assert busy_below(info, "/var/lib/containerd") == (

@@ -5,7 +5,14 @@ import json
 from pathlib import Path
 
 from direct_lvm import core, pool
-from direct_lvm.probe import parse_fullreport, parse_lsblk, parse_wipefs
+from direct_lvm.probe import (
+    devno,
+    mount_at,
+    parse_findmnt,
+    parse_fullreport,
+    parse_lsblk,
+    parse_wipefs,
+)
 
 DATA = Path(__file__).parent / "data"
 
@@ -146,3 +153,25 @@ def test_profile_policy_from_lvmconfig():
     assert pool.parse_profile_policy("thin_pool_autoextend_threshold=80\n") is None
     assert pool.parse_profile_policy("") is None
     assert pool.profile_policy("") is None  # no profile: no command
+
+
+def test_findmnt_json_of_util_linux_2_36_and_2_38_reads_the_same():
+    """Real `findmnt --json --list` output (bullseye's 2.36 and bookworm's 2.38), with a
+    mount point holding a space (mountinfo's \\040, undone by findmnt) and two mounts
+    stacked on one path."""
+    old, new = (parse_findmnt((DATA / f"findmnt-util-linux-{v}.json").read_text())
+                for v in ("2.36", "2.38"))  # fmt: skip
+    assert old == new and len(old) == 7
+    root = mount_at(new, "/")
+    assert root is not None and root.devno == "254:0" and root.fstype == "ext4"
+    assert root.source == "/dev/vda" and {"rw", "discard"} <= root.options
+    assert mount_at(new, "/tmp/dl/mnt with space") is not None
+    top = mount_at(new, "/tmp/dl/var/lib/docker")
+    assert top is not None and top.devno == "0:42"  # the topmost of the two
+    assert "size=3072k" in top.options
+    assert mount_at(new, "/tmp/dl/var/lib") is None
+    assert parse_findmnt("") == ()  # findmnt prints nothing when there is nothing to list
+
+
+def test_devno_of_a_missing_node_is_none():
+    assert devno("/dev/does-not-exist-direct-lvm") is None

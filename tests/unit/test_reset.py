@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from obs import state
+from obs import findmnt, state
 
 from direct_lvm import OWNER_TAG, cli, core, reset, spec
 from direct_lvm._compat import toml_loads
@@ -249,12 +249,12 @@ def test_containerd_config_that_cannot_be_edited_safely_is_refused():
         containerd.without_import(f'version = 2\nimports = "{containerd.FRAGMENT}"\n')
 
 
-def test_container_mounts_are_found_in_mountinfo():
-    info = (
-        "30 1 8:1 / / rw - ext4 /dev/vda1 rw\n"
-        "40 30 0:40 / /var/lib/docker/overlay2/abc/merged rw - overlay overlay rw\n"
-        "41 30 253:3 / /var/lib/docker/devicemapper/mnt/def rw - xfs /dev/mapper/d rw\n"
-        "42 30 253:3 / /var/lib/docker/devicemapper rw - ext4 /dev/vda1 rw\n"
+def test_container_mounts_are_found_in_findmnts_output():
+    info = findmnt(
+        ("/", "/dev/vda1", "ext4", "8:1", "rw"),
+        ("/var/lib/docker/overlay2/abc/merged", "overlay", "overlay", "0:40", "rw"),
+        ("/var/lib/docker/devicemapper/mnt/def", "/dev/mapper/d", "xfs", "253:3", "rw"),
+        ("/var/lib/docker/devicemapper", "/dev/vda1", "ext4", "253:3", "rw"),
     )
     assert reset.container_mounts(info) == (
         "/var/lib/docker/overlay2/abc/merged", "/var/lib/docker/devicemapper/mnt/def")  # fmt: skip

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import tomlkit
-from obs import check_runtime, make_observed, state
+from obs import check_runtime, findmnt, make_observed, state
 
 from direct_lvm import OWNER_TAG, core, spec
 from direct_lvm._compat import toml_loads
@@ -368,25 +368,10 @@ def test_overlay2_refuses_another_mount_and_a_data_root():
         plan(s, obs, files)
 
 
-def test_mountinfo_parsing():
-    info = (
-        "22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n"
-        "90 22 254:4 / /var/lib/docker rw,relatime shared:50 - xfs "
-        "/dev/mapper/docker-docker rw,attr2,inode64,prjquota\n"
-        "91 90 0:50 / /var/lib/docker/overlay2/x/merged rw - overlay overlay rw\n"
-        "92 22 0:51 / /mnt/with\\040space rw - tmpfs tmpfs rw\n"
-    )
-    m = lvroot.mount_at(info, "/var/lib/docker")
-    assert m is not None and m.devno == "254:4" and m.fstype == "xfs"
-    assert "prjquota" in m.options and m.source == "/dev/mapper/docker-docker"
-    assert lvroot.mount_at(info, "/mnt/with space") is not None
-    assert lvroot.mount_at(info, "/var/lib") is None
-
-
 def test_status_lists_overlay2_volumes_and_their_mount():
     s = o2spec()
     lvm = lv_lvm(s)
-    info = "90 22 254:4 / /var/lib/docker rw - xfs /dev/mapper/docker-docker rw,prjquota\n"
+    info = findmnt(("/var/lib/docker", "/dev/mapper/docker-docker", "xfs", "254:4", "rw,prjquota"))
     (v,) = (x.to_json() for x in lvroot.volumes(lvm, info, ("/var/lib/docker",)))
     assert (v["vg"], v["lv"], v["dm_path"]) == ("docker", "docker", "/dev/mapper/docker-docker")
     assert v["mounted_at"] is None  # no such device node on the test host: not ours

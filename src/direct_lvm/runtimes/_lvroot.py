@@ -2,7 +2,7 @@
 plain-LV runtime (docker-overlay2 at /var/lib/docker; containerd-overlayfs and podman
 the same way at theirs):
 
-- probe: what is mounted at the root (from /proc/self/mountinfo), what the directory
+- probe: what is mounted at the root (one `findmnt --json`), what the directory
   holds when it is not our LV, the LV's signatures, the XFS's size (an ioctl), whether
   the mount unit is enabled (`probe_root`);
 - plan: the thick LV (create, mkfs.xfs, extend to data_percent, never shrink;
@@ -21,7 +21,7 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -30,7 +30,7 @@ from .. import OWNER_TAG
 from ..errors import ConfigError, RefusedError, VerifyError
 from ..observed import OURS, RootState, RuntimeState
 from ..plan import claim_lv
-from ..probe import VG, LvmState, parse_wipefs
+from ..probe import VG, LvmState, Mount, devno, mount_at, parse_wipefs, probe_mounts
 from ..render import render
 from ..run import run
 from ..status import VolumeStatus
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from ..model import Spec
     from ..observed import Observed
 
-MOUNTINFO = "/proc/self/mountinfo"
 MIN_XFS = 300 * MIB  # mkfs.xfs refuses smaller filesystems
 XFS_SLACK = 32 * MIB  # filesystem smaller than its LV by more: grow it
 MKFS = ("mkfs.xfs", "-q", "-n", "ftype=1")
@@ -67,58 +66,10 @@ def mount_unit_name(root: str) -> str:
 # ------------------------------------------------------------------ probe
 
 
-@dataclass(frozen=True)
-class Mount:
-    devno: str  # "major:minor"
-    fstype: str
-    source: str
-    options: frozenset[str]  # per-mount and superblock options
-
-
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as octal (\\040)."""
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def mount_at(mountinfo: str, path: str) -> Mount | None:
-    """The filesystem mounted at exactly `path` (the last, i.e. topmost, one)."""
-    found = None
-    for line in mountinfo.splitlines():
-        left, sep, right = line.partition(" - ")
-        fields, tail = left.split(), right.split()
-        if not sep or len(fields) < 6 or len(tail) < 3:
-            continue
-        if _unescape(fields[4]) == path:
-            opts = frozenset(fields[5].split(",")) | frozenset(tail[2].split(","))
-            found = Mount(fields[2], tail[0], _unescape(tail[1]), opts)
-    return found
-
-
-def devno(path: str) -> str | None:
-    """'major:minor' of a block device node, or None when it does not exist."""
-    try:
-        rdev = os.stat(path).st_rdev
-    except OSError:
-        return None
-    return f"{os.major(rdev)}:{os.minor(rdev)}"
-
-
-def read_mountinfo() -> str:
-    return Path(MOUNTINFO).read_text()
-
-
-def root_mount(lv_path: str, root: str) -> tuple[str, tuple[str, ...]]:
+def root_mount(lv_path: str, root: str, mounts: Sequence[Mount]) -> tuple[str, tuple[str, ...]]:
     """(what is mounted at `root`: "" / OURS / the other source, and what the directory
     holds when it is not our LV, which a takeover moves aside)."""
-    m = mount_at(read_mountinfo(), root)
+    m = mount_at(mounts, root)
     ours = devno(lv_path)
     if m is not None:
         if ours is not None and m.devno == ours:
@@ -175,9 +126,10 @@ def xfs_size(mountpoint: str) -> int | None:
 def probe_root_dir(lv_path: str, root: str) -> tuple[RootState, tuple[str, ...]]:
     """Before LVM is probed: (what is mounted at the root, what the directory holds that
     is not ours)."""
-    mount, foreign = root_mount(lv_path, root)
+    mounts = probe_mounts()  # one findmnt call
+    mount, foreign = root_mount(lv_path, root, mounts)
     # a takeover must not move the directory from under running containers
-    busy = busy_below(read_mountinfo(), root) if foreign else ()
+    busy = busy_below(mounts, root) if foreign else ()
     return RootState(mount=mount, busy=busy), foreign
 
 
@@ -194,8 +146,8 @@ def probe_lv(
     )
 
 
-def root_is_ours(mountinfo: str, root: str, lv_path: str) -> bool:
-    m = mount_at(mountinfo, root)
+def root_is_ours(mounts: Sequence[Mount], root: str, lv_path: str) -> bool:
+    m = mount_at(mounts, root)
     return m is not None and m.devno == devno(lv_path)
 
 
@@ -363,7 +315,7 @@ def root_problems(
         problems.append(f"lv_attr {found.attr!r}, expected a plain LV ('-...')")
     if OWNER_TAG not in found.tags or OWNER_TAG not in group.tags:
         problems.append(f"the {OWNER_TAG} tag is missing on the VG or the LV")
-    m = mount_at(read_mountinfo(), root)
+    m = mount_at(probe_mounts(), root)
     if m is None or m.devno != devno(lv_path):
         problems.append(f"{root} is not mounted from {lv_path}")
     elif m.fstype != "xfs":
@@ -373,16 +325,16 @@ def root_problems(
     return problems
 
 
-def volumes(lvm: LvmState, mountinfo: str, roots: Iterable[str]) -> list[VolumeStatus]:
+def volumes(lvm: LvmState, mounts: Sequence[Mount], roots: Iterable[str]) -> list[VolumeStatus]:
     """The plain LVs tagged direct_lvm in VGs direct-lvm owns, and which runtime root
     each is mounted at (for `direct-lvm status`)."""
     out = []
     owned = {vg.name for vg in lvm.vgs if vg.owned}
-    mounts = [(r, m) for r in roots if (m := mount_at(mountinfo, r)) is not None]
+    at_roots = [(r, m) for r in roots if (m := mount_at(mounts, r)) is not None]
     for lv in lvm.lvs:
         if lv.vg in owned and lv.owned and lv.attr[:1] == "-":
             dm = f"/dev/mapper/{dm_name(lv.vg, lv.name)}"
-            here = next((r for r, m in mounts if m.devno == devno(dm)), None)
+            here = next((r for r, m in at_roots if m.devno == devno(dm)), None)
             out.append(VolumeStatus(lv.vg, lv.name, dm, lv.size, here))
     return out
 
@@ -412,19 +364,15 @@ def read_text(path: str) -> str | None:
         return None
 
 
-def busy_below(mountinfo: str, root: str) -> tuple[str, ...]:
+def busy_below(mounts: Sequence[Mount], root: str) -> tuple[str, ...]:
     """Mounts that a running container holds in `root`: mount points below it, and
     overlay mounts elsewhere (containerd's task rootfs in /run) whose layers are in it."""
-    below = []
-    for line in mountinfo.splitlines():
-        left, sep, right = line.partition(" - ")
-        fields, tail = left.split(), right.split()
-        if not sep or len(fields) < 5 or len(tail) < 3:
-            continue
-        point = _unescape(fields[4])
-        if point.startswith(root + "/") or (tail[0] == "overlay" and f"{root}/" in tail[2]):
-            below.append(point)
-    return tuple(below)
+    return tuple(
+        m.target
+        for m in mounts
+        if m.target.startswith(root + "/")
+        or (m.fstype == "overlay" and any(f"{root}/" in o for o in m.options))
+    )
 
 
 def refuse_busy(busy: tuple[str, ...], root: str, runtime: str) -> None:
@@ -582,10 +530,12 @@ class LvRootPlugin(Plugin):
         """Reset: the runtime's containers (never start a unit to ask). Default: none."""
         return ()
 
-    def reset_probe(self, spec: Spec, active: tuple[str, ...], mountinfo: str) -> ResetState:
+    def reset_probe(
+        self, spec: Spec, active: tuple[str, ...], mounts: Sequence[Mount]
+    ) -> ResetState:
         return ResetState(
             containers=self.containers(active),
-            root_ours=root_is_ours(mountinfo, self.root, spec.lv_path),
+            root_ours=root_is_ours(mounts, self.root, spec.lv_path),
             mount_enabled=os.path.lexists(f"{WANTS_DIR}/{mount_unit_name(self.root)}"),
         )
 

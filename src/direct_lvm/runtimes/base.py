@@ -25,7 +25,7 @@ it aside with `_lvroot.move_aside`)."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from ..model import Spec
     from ..observed import Observed, RuntimeState
-    from ..probe import VG, LvmState
+    from ..probe import VG, LvmState, Mount
     from ..steps import PlanBuilder, Step
     from ._systemd import RestartMode
 
@@ -215,10 +215,13 @@ class Plugin(ABC):
         thin runtimes."""
 
     @abstractmethod
-    def reset_probe(self, spec: Spec, active: tuple[str, ...], mountinfo: str) -> ResetState:
+    def reset_probe(
+        self, spec: Spec, active: tuple[str, ...], mounts: Sequence[Mount]
+    ) -> ResetState:
         """Reset's probe (reads only): containers that exist (`active`: the runtime's
         units that run; never start one to ask), the runtime's metadata about the pool,
-        leftover devices, and for a plain LV whether it is mounted and enabled."""
+        leftover devices, and for a plain LV whether it is mounted and enabled. `mounts`:
+        what findmnt found (reset reads them once)."""
 
     def reset_backup(self, pool_state: str, timestamp: str) -> str:
         """Where reset moves the runtime's pool metadata (ResetState.pool_state)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,7 +17,7 @@ from ..errors import CommandError, ConfigError
 from ..model import Spec
 from ..observed import Observed, RuntimeState
 from ..pool import profile_path, verify_pool
-from ..probe import LvmState
+from ..probe import LvmState, Mount
 from ..render import render, toml_str
 from ..run import run
 from ..steps import PlanBuilder
@@ -428,7 +428,9 @@ class ContainerdDevmapper(Plugin):
     def managed_paths(self, spec: Spec) -> tuple[str, ...]:
         return (profile_path(spec), FRAGMENT, DROPIN, CONFIG)
 
-    def reset_probe(self, spec: Spec, active: tuple[str, ...], mountinfo: str) -> ResetState:
+    def reset_probe(
+        self, spec: Spec, active: tuple[str, ...], mounts: Sequence[Mount]
+    ) -> ResetState:
         containers = containerd_containers() if active else ()
         table = run(["dmsetup", "table"], check=False).stdout
         root = options(spec).root_path

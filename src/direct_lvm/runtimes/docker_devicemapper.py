@@ -5,7 +5,7 @@ earlier /var/lib/docker of another driver (or loop-lvm) is moved aside, never de
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from ..model import Spec
 from ..observed import Observed, RuntimeState
 from ..pool import profile_path, verify_pool
-from ..probe import LvmState
+from ..probe import LvmState, Mount
 from ..render import render
 from ..steps import PlanBuilder
 from ._docker import (
@@ -175,7 +175,9 @@ class DockerDevicemapper(Plugin):
         return ResetEdit(keep=True, reason=f"{path} reads {DOCKER_ENV}, which is another "
                          "config's; left as it is")  # fmt: skip
 
-    def reset_probe(self, spec: Spec, active: tuple[str, ...], mountinfo: str) -> ResetState:
+    def reset_probe(
+        self, spec: Spec, active: tuple[str, ...], mounts: Sequence[Mount]
+    ) -> ResetState:
         return ResetState(
             containers=docker_containers(DOCKER_UNIT in active),
             pool_state=DOCKER_ROOT if os.path.isdir(f"{DOCKER_ROOT}/devicemapper") else "",

@@ -7,14 +7,14 @@ module adds docker's side: the files, the daemon.json refusals, the restart, and
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import VerifyError
 from ..model import Spec
 from ..observed import Observed, RuntimeState
-from ..probe import LvmState
+from ..probe import LvmState, Mount
 from ..render import render
 from ..steps import PlanBuilder, Step
 from ..units import format_size, parse_size
@@ -213,10 +213,12 @@ class DockerOverlay2(Plugin):
     def managed_paths(self, spec: Spec) -> tuple[str, ...]:
         return (DOCKER_DROPIN, MOUNT_UNIT_PATH)
 
-    def reset_probe(self, spec: Spec, active: tuple[str, ...], mountinfo: str) -> ResetState:
+    def reset_probe(
+        self, spec: Spec, active: tuple[str, ...], mounts: Sequence[Mount]
+    ) -> ResetState:
         return ResetState(
             containers=docker_containers(DOCKER_UNIT in active),
-            root_ours=root_is_ours(mountinfo, DOCKER_ROOT, spec.lv_path),
+            root_ours=root_is_ours(mounts, DOCKER_ROOT, spec.lv_path),
             mount_enabled=os.path.lexists(MOUNT_WANTS),
         )
 
