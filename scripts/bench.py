@@ -450,7 +450,13 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--dist", default="bookworm")
-    ap.add_argument("--rounds", type=int, default=3, choices=(1, 2, 3))
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        choices=(0, 1, 2, 3),
+        help="rounds of the comparison (0: none, a quick test of the boots)",
+    )
     ap.add_argument(
         "--out",
         type=Path,
