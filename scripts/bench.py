@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -44,7 +45,7 @@ from guestkit.deb import build_deb  # noqa: E402
 from guestkit.image import build_image  # noqa: E402
 from guestkit.model import GuestImage  # noqa: E402
 from guestkit.qmp import hotplug_scsi_disk  # noqa: E402
-from guestkit.vm import Disk, blank_disk, qcow2_disk, start_job  # noqa: E402
+from guestkit.vm import Disk, JobResult, blank_disk, qcow2_disk, start_job  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = ROOT / "scripts" / "guest-jobs"
@@ -87,7 +88,28 @@ def run_boot(name: str, mode: str, image: GuestImage, work: Path, deb_dir: Path,
         shutil.copy(JOBS / f, job / f)
     (job / "job.sh").write_text(f"{env} exec python3 /job/bench_guest.py {mode}\n".lstrip())
     out = work / f"out-{name}"
-    progress(f"boot {name}: starting ({len(disks)} extra disks)")
+    for attempt in (1, 2):
+        progress(f"boot {name}: starting ({len(disks)} extra disks)")
+        result = _boot_once(name, image, job, out, disks=disks, root=root, timeout=timeout,
+                            cmdline_extra=cmdline_extra, hotplug=hotplug)  # fmt: skip
+        if attempt == 2 or not _died_before_job(result):
+            break
+        kept = result.console_log.replace(out / "console.died-before-job.log")
+        progress(f"boot {name}: the guest died before its job started ({kept}); once more")
+    boot = Boot(name, ok=result.ok, wall_s=result.duration_s, to_job_s=result.job_start_s,
+                summary=result.summary(), out=out)  # fmt: skip
+    results = out / "results.jsonl"
+    if results.exists():
+        boot.rows = [json.loads(line) for line in results.read_text().splitlines() if line]
+    progress(f"boot {name}: {result.summary()}")
+    if not result.ok:
+        print(result.console_tail(40), file=sys.stderr)
+    return boot
+
+
+def _boot_once(name: str, image: GuestImage, job: Path, out: Path, *, disks: list[Disk],
+               root: Path, cmdline_extra: str, hotplug: list[Disk] | None,
+               timeout: float) -> JobResult:  # fmt: skip
     seen = 0
     pending = list(hotplug or [])
     with start_job(image, job, out_dir=out, disks=disks, timeout=timeout, root_overlay=root,
@@ -105,15 +127,21 @@ def run_boot(name: str, mode: str, image: GuestImage, work: Path, deb_dir: Path,
             time.sleep(1)
         result = running.wait()
     _echo_guest_progress(out / "console.log", seen)
-    boot = Boot(name, ok=result.ok, wall_s=result.duration_s, to_job_s=result.job_start_s,
-                summary=result.summary(), out=out)  # fmt: skip
-    results = out / "results.jsonl"
-    if results.exists():
-        boot.rows = [json.loads(line) for line in results.read_text().splitlines() if line]
-    progress(f"boot {name}: {result.summary()}")
-    if not result.ok:
-        print(result.console_tail(40), file=sys.stderr)
-    return boot
+    return result
+
+
+def _died_before_job(result: JobResult) -> bool:
+    """Retry once, as the guest tests do: the guest kernel panicked or oopsed before the
+    job started (seen under TCG on a loaded host: init killed by a page fault at 14 s)."""
+    if result.verdict == 0 or result.job_start_s is not None:
+        return False
+    try:
+        console = result.console_log.read_text(errors="replace")
+    except FileNotFoundError:
+        return False
+    return bool(re.search(r"Kernel panic|\bOops\b|BUG: kernel|\bint3\b", console)) and (
+        "[bench guest" not in console
+    )
 
 
 def _echo_guest_progress(console: Path, seen: int) -> int:
