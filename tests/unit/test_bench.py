@@ -97,3 +97,20 @@ def test_ratios_are_medians_over_rounds_and_a_failed_run_is_named():
     plan_row = next(ln for ln in lines if ln.startswith("| `plan`"))
     assert "| n/a |" in plan_row and "FAILED" in plan_row
     assert bench.failures([boot]) == ["boot 1-compare: plan r1 (exit 1)"]
+
+
+def test_only_a_guest_that_died_before_its_job_is_booted_again(tmp_path):
+    from guestkit.vm import JobResult
+
+    def result(console: str, verdict=None, job_start=None) -> JobResult:
+        log = tmp_path / "console.log"
+        log.write_text(console)
+        return JobResult(verdict=verdict, qemu_status=0, duration_s=20.0, out_dir=tmp_path,
+                         console_log=log, job_start_s=job_start)  # fmt: skip
+
+    panic = "[ 14.69] Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\n"
+    assert bench._died_before_job(result(panic))
+    assert not bench._died_before_job(result(panic, job_start=60.0))
+    assert not bench._died_before_job(result("[bench guest   3.0s] mode scale\n" + panic))
+    assert not bench._died_before_job(result("Rebooting automatically due to panic= boot\n"))
+    assert not bench._died_before_job(result(panic, verdict=0))
