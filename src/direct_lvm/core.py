@@ -206,8 +206,13 @@ def _apply(
     start = time.monotonic()
     the_plan, observed = make_plan(spec, restart=restart)
     if dry_run or the_plan.empty:
-        # converged: what was just probed is what verify needs (one lvm call in all)
-        checks = verify(spec, observed.lvm, restarted=False) if the_plan.empty else ()
+        # converged: what was just probed is what verify needs (one lvm call in all, and
+        # for a plain LV one findmnt)
+        checks = (
+            verify(spec, observed.lvm, restarted=False, probed=observed.runtime)
+            if the_plan.empty
+            else ()
+        )
         return ApplyResult(the_plan, checks, time.monotonic() - start)
     execute(the_plan.steps, after_step=after_step)
     restarted = bool(the_plan.of_kind(Kind.RESTART))
@@ -217,10 +222,12 @@ def _apply(
     return ApplyResult(the_plan, checks, time.monotonic() - start)
 
 
-def verify(spec: Spec, lvm: LvmState, *, restarted: bool) -> tuple[str, ...]:
+def verify(
+    spec: Spec, lvm: LvmState, *, restarted: bool, probed: RuntimeState | None = None
+) -> tuple[str, ...]:
     """Compare the re-probed system with the spec (the runtime's plugin knows what to
     compare; with `restarted`, the runtime's own view too); VerifyError on a difference."""
-    return runtimes.get(spec.runtime).verify(spec, lvm, restarted=restarted)
+    return runtimes.get(spec.runtime).verify(spec, lvm, restarted=restarted, probed=probed)
 
 
 # ------------------------------------------------------------------ status

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .devices import Choice
-from .probe import BlockDevice, LvmState
+from .probe import BlockDevice, LvmState, Mount
 from .runtimes._systemd import ServiceState
 
 # RootState.mount when the runtime's root is our LV
@@ -24,6 +24,7 @@ class RootState:
     mount_enabled: bool = False  # the root's mount unit is enabled (local-fs.target)
     fs_bytes: int | None = None  # the mounted XFS's size per the kernel (None: not ours)
     busy: tuple[str, ...] = ()  # mounts of running containers below the root
+    at_root: Mount | None = None  # what findmnt found mounted at the root (None: nothing)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from obs import check_runtime, findmnt, make_observed, state
 
 from direct_lvm import OWNER_TAG, core, spec
 from direct_lvm._compat import toml_loads
-from direct_lvm.errors import ConfigError, RefusedError
-from direct_lvm.observed import OURS
+from direct_lvm.errors import ConfigError, RefusedError, VerifyError
+from direct_lvm.observed import OURS, RootState, RuntimeState
 from direct_lvm.plan import Action, plan
 from direct_lvm.probe import LV, PV, VG, LvmState
 from direct_lvm.render import toml_str
@@ -366,6 +366,30 @@ def test_overlay2_refuses_another_mount_and_a_data_root():
     obs, files = converged_o2(s, daemon_json='{"data-root": "/srv/docker"}')
     with pytest.raises(ConfigError, match="data-root"):
         plan(s, obs, files)
+
+
+def test_a_plain_lv_is_probed_with_one_findmnt_and_a_converged_verify_asks_no_more(
+    monkeypatch,
+):
+    s = o2spec()
+    mounts = findmnt(
+        ("/", "/dev/vda1", "ext4", "254:1", "rw"),
+        ("/var/lib/docker", "/dev/mapper/docker-docker", "xfs", "254:4", "rw,prjquota"),
+    )
+    calls = []
+    monkeypatch.setattr(lvroot, "probe_mounts", lambda: calls.append(1) or mounts)
+    monkeypatch.setattr(lvroot, "devno", lambda path: "254:4")  # our LV's node
+    root, foreign = lvroot.probe_root_dir(s.lv_path, "/var/lib/docker")
+    assert (root.mount, root.at_root, foreign) == (OURS, mounts[1], ())
+    checks = core.verify(s, lv_lvm(s), restarted=False, probed=RuntimeState(root=root))
+    assert "/var/lib/docker: xfs on /dev/mapper/docker-docker" in checks
+    assert calls == [1]  # the probe's findmnt only
+    other = RuntimeState(root=RootState(at_root=findmnt(("/var/lib/docker", "/dev/sdz1",
+                                                        "ext4", "8:1", "rw"))[0]))  # fmt: skip
+    with pytest.raises(VerifyError, match="/var/lib/docker is not mounted from"):
+        core.verify(s, lv_lvm(s), restarted=False, probed=other)
+    core.verify(s, lv_lvm(s), restarted=False)  # after changes: findmnt again
+    assert calls == [1, 1]
 
 
 def test_status_lists_overlay2_volumes_and_their_mount():

@@ -130,7 +130,7 @@ def probe_root_dir(lv_path: str, root: str) -> tuple[RootState, tuple[str, ...]]
     mount, foreign = root_mount(lv_path, root, mounts)
     # a takeover must not move the directory from under running containers
     busy = busy_below(mounts, root) if foreign else ()
-    return RootState(mount=mount, busy=busy), foreign
+    return RootState(mount=mount, busy=busy, at_root=mount_at(mounts, root)), foreign
 
 
 def probe_lv(
@@ -303,10 +303,18 @@ def plan_mount(
 
 
 def root_problems(
-    lvm: LvmState, vg: str, lv: str, lv_path: str, root: str, *, quotas: bool
+    lvm: LvmState,
+    vg: str,
+    lv: str,
+    lv_path: str,
+    root: str,
+    *,
+    quotas: bool,
+    probed: RuntimeState | None = None,
 ) -> list[str]:
     """What differs from our LV, tagged, with XFS mounted at `root` (with project
-    quotas when `quotas`)."""
+    quotas when `quotas`). The mount is the one `probed` found (a converged run: nothing
+    ran since), else findmnt is asked again."""
     found, group = lvm.lv(vg, lv), lvm.vg(vg)
     problems = []
     if found is None or group is None:
@@ -315,7 +323,10 @@ def root_problems(
         problems.append(f"lv_attr {found.attr!r}, expected a plain LV ('-...')")
     if OWNER_TAG not in found.tags or OWNER_TAG not in group.tags:
         problems.append(f"the {OWNER_TAG} tag is missing on the VG or the LV")
-    m = mount_at(probe_mounts(), root)
+    if probed is not None and probed.root is not None:
+        m = probed.root.at_root
+    else:
+        m = mount_at(probe_mounts(), root)
     if m is None or m.devno != devno(lv_path):
         problems.append(f"{root} is not mounted from {lv_path}")
     elif m.fstype != "xfs":
@@ -515,9 +526,16 @@ class LvRootPlugin(Plugin):
         differs from our storage (one process). Default: nothing to ask."""
         return []
 
-    def verify(self, spec: Spec, lvm: LvmState, *, restarted: bool) -> tuple[str, ...]:
+    def verify(
+        self,
+        spec: Spec,
+        lvm: LvmState,
+        *,
+        restarted: bool,
+        probed: RuntimeState | None = None,
+    ) -> tuple[str, ...]:
         problems = root_problems(lvm, spec.vg, spec.lv, spec.lv_path, self.root,
-                                 quotas=False)  # fmt: skip
+                                 quotas=False, probed=probed)  # fmt: skip
         if restarted and not problems:
             problems = self.runtime_problems()
         if problems:

@@ -200,11 +200,20 @@ class Plugin(ABC):
     # ------------------------------------------------------------------ after apply
 
     @abstractmethod
-    def verify(self, spec: Spec, lvm: LvmState, *, restarted: bool) -> tuple[str, ...]:
+    def verify(
+        self,
+        spec: Spec,
+        lvm: LvmState,
+        *,
+        restarted: bool,
+        probed: RuntimeState | None = None,
+    ) -> tuple[str, ...]:
         """Re-check the storage (pool or LV, mount) after apply, and, when `restarted`
         (the plan restarted the runtime and waited), the runtime's own view (docker
         info, ctr plugins ls, podman info). Raise VerifyError naming each difference;
-        return the checks that passed, one line each."""
+        return the checks that passed, one line each. `probed`: what probe found, given
+        when nothing ran since (a converged apply), so verify reads no state again that
+        probe already read (a plain LV's mount: no second findmnt)."""
 
     # ------------------------------------------------------------------ reset
 

@@ -415,7 +415,14 @@ class ContainerdDevmapper(Plugin):
             "boot)",
         )  # fmt: skip
 
-    def verify(self, spec: Spec, lvm: LvmState, *, restarted: bool) -> tuple[str, ...]:
+    def verify(
+        self,
+        spec: Spec,
+        lvm: LvmState,
+        *,
+        restarted: bool,
+        probed: RuntimeState | None = None,
+    ) -> tuple[str, ...]:
         def on_containerd() -> list[str]:
             status = devmapper_status()
             if status != "ok":

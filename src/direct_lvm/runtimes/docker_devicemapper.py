@@ -142,7 +142,14 @@ class DockerDevicemapper(Plugin):
             why_boot="the running dockerd must pick up the pool (restarted after boot)",
         )  # fmt: skip
 
-    def verify(self, spec: Spec, lvm: LvmState, *, restarted: bool) -> tuple[str, ...]:
+    def verify(
+        self,
+        spec: Spec,
+        lvm: LvmState,
+        *,
+        restarted: bool,
+        probed: RuntimeState | None = None,
+    ) -> tuple[str, ...]:
         def pool_name(info: dict[str, Any]) -> list[str]:
             status = {k: v for k, v in info.get("DriverStatus") or []}
             if status.get("Pool Name") != spec.pool_dm_name:

@@ -187,12 +187,20 @@ class DockerOverlay2(Plugin):
             "boot)",
         )  # fmt: skip
 
-    def verify(self, spec: Spec, lvm: LvmState, *, restarted: bool) -> tuple[str, ...]:
+    def verify(
+        self,
+        spec: Spec,
+        lvm: LvmState,
+        *,
+        restarted: bool,
+        probed: RuntimeState | None = None,
+    ) -> tuple[str, ...]:
         ref = spec.ref
         if lvm.lv(spec.vg, spec.lv) is None or lvm.vg(spec.vg) is None:
             raise VerifyError(f"{ref} does not exist after apply", "see the log above")
         problems = root_problems(lvm, spec.vg, spec.lv, spec.lv_path, DOCKER_ROOT,
-                                 quotas=options(spec).container_size is not None)  # fmt: skip
+                                 quotas=options(spec).container_size is not None,
+                                 probed=probed)  # fmt: skip
 
         def root_dir(info: dict[str, Any]) -> list[str]:
             if info.get("DockerRootDir") != DOCKER_ROOT:
