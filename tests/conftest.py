@@ -20,6 +20,7 @@ LONGEST_FIRST = (
     "test_bullseye",
     "test_guest_cloudinit",
     "test_guest_devices",
+    "test_guest_lvroot",
     "test_packer",
     "test_guest_boot",
     "test_guest_core",
