@@ -14,7 +14,10 @@ the same way at theirs):
   plain LV we own and where it is mounted (`volumes`).
 
 A runtime passes its own names in: its root, its mount unit (`mount_unit_name(root)`),
-its runtime's name for messages, and its config's LV field (e.g. "overlay2.lv")."""
+its runtime's name for messages, and its config's LV field (e.g. "overlay2.lv").
+`LvRootPlugin` puts these pieces together as a Plugin (section, LV, takeover refused
+under running containers, mount, grow, verify, reset): containerd-overlayfs and podman
+subclass it and add only their files, config refusals, restart and own report."""
 
 from __future__ import annotations
 
