@@ -38,8 +38,9 @@ def settle_udev(timeout: int = UDEV_SETTLE_TIMEOUT) -> None:
     settled = udev_settle(timeout, cap=timeout)
     took = time.monotonic() - start
     if not settled:
-        log.info("udev still busy after %d s; going on (direct-lvm waits for its own "
-                 "devices)", timeout)  # fmt: skip
+        log.info(
+            "udev still busy after %d s; going on (direct-lvm waits for its own devices)", timeout
+        )
     elif took >= 1:
         log.info("waited %.1f s for udev to process the boot's device events", took)
 
@@ -121,8 +122,13 @@ def run_boot(
     with core.exclusive(lock):
         done = read_record(record)
         if done is not None:
-            log.info("%s: already done this boot by %s at %s (%s); nothing to do", who,
-                     done["by"], done.get("time", "?"), done.get("result", "?"))  # fmt: skip
+            log.info(
+                "%s: already done this boot by %s at %s (%s); nothing to do",
+                who,
+                done["by"],
+                done.get("time", "?"),
+                done.get("result", "?"),
+            )
             code = done.get("exit_code", 0)
             return code if isinstance(code, int) else 1
         if before_work is not None:

@@ -162,8 +162,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
     if result.plan.empty:
         log.info("%s already matches the config; nothing changed (%.1f s)", ref, result.seconds)
     else:
-        log.info("%s: %d step(s) applied and verified in %.1f s", ref, len(result.plan.steps),
-                 result.seconds)  # fmt: skip
+        log.info(
+            "%s: %d step(s) applied and verified in %.1f s",
+            ref,
+            len(result.plan.steps),
+            result.seconds,
+        )
     return 0
 
 
@@ -260,8 +264,10 @@ def _print_status(pools: list[PoolStatus], lvs: list[VolumeStatus], config_file:
     if not pools:
         if not lvs:
             if config_file is None:
-                print(f"no config: no {core.BOOT_CONFIG_FILE} and no thin pool managed by "
-                      "direct-lvm on this host")  # fmt: skip
+                print(
+                    f"no config: no {core.BOOT_CONFIG_FILE} and no thin pool managed by "
+                    "direct-lvm on this host"
+                )
             else:
                 print("no thin pool managed by direct-lvm on this host")
         return 0
@@ -365,8 +371,9 @@ def _fields_text() -> str:
 
     def kind(node: dict[str, Any]) -> str:
         if "$ref" in node:
-            return {"lvm_name": "LVM name", "size": "size"}.get(node["$ref"].rsplit("/")[-1],
-                                                               "string")  # fmt: skip
+            return {"lvm_name": "LVM name", "size": "size"}.get(
+                node["$ref"].rsplit("/")[-1], "string"
+            )
         if "enum" in node:
             return "|".join(map(str, node["enum"]))
         if "anyOf" in node:
@@ -381,8 +388,9 @@ def _fields_text() -> str:
             shown = "" if default in (None, {}) else f" (default {json.dumps(default)})"
             need = " (required)" if not prefix and name in required else ""
             lines.append(f"  {prefix}{name}: {kind(node)}{need}{shown}")
-            lines.append(textwrap.fill(first, 88, initial_indent=" " * 6,
-                                       subsequent_indent=" " * 6))  # fmt: skip
+            lines.append(
+                textwrap.fill(first, 88, initial_indent=" " * 6, subsequent_indent=" " * 6)
+            )
             if node.get("type") == "object" and "properties" in node:
                 walk(node["properties"], f"{prefix}{name}.")
 
@@ -659,8 +667,14 @@ def _os_hint(e: OSError) -> str:
     }.get(e.errno or 0, "check the path and its permissions")
 
 
-def _report_error(args: argparse.Namespace, code: int, message: str, fix: str | None,
-                  human: str | None = None, **known: Any) -> int:  # fmt: skip
+def _report_error(
+    args: argparse.Namespace,
+    code: int,
+    message: str,
+    fix: str | None,
+    human: str | None = None,
+    **known: Any,
+) -> int:
     """The error on stderr (`human`, else message and fix), and with --json on stdout."""
     _log().error("error: %s", human or message + (f"\n  fix: {fix}" if fix else ""))
     if getattr(args, "json", False) or getattr(args, "format", "") == "json":
@@ -724,9 +738,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         return _report_error(
-            args, EXIT_FAILED, f"internal error: {type(e).__name__}: {e}",
+            args,
+            EXIT_FAILED,
+            f"internal error: {type(e).__name__}: {e}",
             "rerun with --debug for the traceback and report it",
-        )  # fmt: skip
+        )
 
 
 if __name__ == "__main__":

@@ -384,8 +384,9 @@ def boot_config(cloud_config: dict[str, Any], path: str = BOOT_CONFIG_FILE) -> A
     cloud-config or the bare mapping), else None (nothing configured)."""
     if CONFIG_KEY in cloud_config:
         if Path(path).exists():
-            log.info("direct-lvm: using the direct_lvm key of the cloud-config; %s is ignored",
-                     path)  # fmt: skip
+            log.info(
+                "direct-lvm: using the direct_lvm key of the cloud-config; %s is ignored", path
+            )
         return cloud_config[CONFIG_KEY]
     text: str | None = None
     try:
@@ -414,9 +415,13 @@ def boot(mapping: dict[str, Any], who: str = "direct-lvm") -> ApplyResult:
     for note in result.plan.notes:
         log.warning("%s: %s", who, note)
     if result.plan.empty:
-        log.info("%s: %s matches the config; nothing changed (%.1f s)", who, ref,
-                 result.seconds)  # fmt: skip
+        log.info("%s: %s matches the config; nothing changed (%.1f s)", who, ref, result.seconds)
     else:
-        log.info("%s: %s: %d step(s) applied and verified in %.1f s", who, ref,
-                 len(result.plan.steps), result.seconds)  # fmt: skip
+        log.info(
+            "%s: %s: %d step(s) applied and verified in %.1f s",
+            who,
+            ref,
+            len(result.plan.steps),
+            result.seconds,
+        )
     return result

@@ -168,10 +168,12 @@ def select(
     sels.sort(key=lambda s: s.first_empty)
     for sel in sels:
         ours = [
-            p for p in order
-            if pv_vgs.get(p) == vg and p not in claimed
+            p
+            for p in order
+            if pv_vgs.get(p) == vg
+            and p not in claimed
             and mismatch(sel, disks[p], links.get(p, ())) is None
-        ]  # fmt: skip
+        ]
         if ours:
             chosen[sel.label] = Choice(sel.label, ours[0], f"already a PV of VG {vg}", True)
             claimed.add(ours[0])
@@ -207,8 +209,7 @@ def select(
                 + ", ".join(describe(disks[p]) for p in matching),
                 "make the entry match one disk: add serial, id or wwn, or narrow the size",
             )
-        chosen[sel.label] = Choice(sel.label, matching[0], f"the only disk with {sel.label}",
-                                   False)  # fmt: skip
+        chosen[sel.label] = Choice(sel.label, matching[0], f"the only disk with {sel.label}", False)
         claimed.add(matching[0])
     labels = [e if isinstance(e, str) else e.label for e in entries]
     out = []

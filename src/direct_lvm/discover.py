@@ -100,8 +100,9 @@ def known_pvs(spec: Spec, lvm: LvmState, record: Mapping[str, Any]) -> Found | N
             reason = f"already a PV of VG {spec.vg}"
         size = rec.get("size")
         serial, wwn = str(rec.get("serial") or ""), str(rec.get("wwn") or "")
-        chosen.append(Choice(label, real, reason, True, serial, wwn,
-                             size if isinstance(size, int) else 0))  # fmt: skip
+        chosen.append(
+            Choice(label, real, reason, True, serial, wwn, size if isinstance(size, int) else 0)
+        )
     return Found(lvm, tuple(chosen), {}, {c.label: c.real for c in chosen})
 
 
@@ -125,8 +126,12 @@ def find_devices(spec: Spec, *, wait: bool = True, poll: float = 1.0) -> Found:
             if not selection.missing or now - start >= timeout:
                 break
             if now - last >= PROGRESS_EVERY:
-                log.info("still waiting for %s (%.0f s of %.0f s)",
-                         ", ".join(selection.missing), now - start, timeout)  # fmt: skip
+                log.info(
+                    "still waiting for %s (%.0f s of %.0f s)",
+                    ", ".join(selection.missing),
+                    now - start,
+                    timeout,
+                )
                 last = now
             time.sleep(poll)
         if not selection.missing:

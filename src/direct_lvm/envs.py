@@ -43,12 +43,16 @@ def load_env(envs_dir: Path, name: str) -> Environment:
     document = load_yaml(read_config(path), str(path))
     data = document.data
     if not isinstance(data, dict) or "direct_lvm" not in data:
-        raise ConfigError(f"{path}: expected a mapping with a direct_lvm key",
-                          "see environments/dev.yaml for the format")  # fmt: skip
+        raise ConfigError(
+            f"{path}: expected a mapping with a direct_lvm key",
+            "see environments/dev.yaml for the format",
+        )
     unknown = sorted(set(data) - set(ENV_KEYS))
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}",
-                          f"an environment has only: {', '.join(ENV_KEYS)}")  # fmt: skip
+        raise ConfigError(
+            f"{path}: unknown key(s) {', '.join(unknown)}",
+            f"an environment has only: {', '.join(ENV_KEYS)}",
+        )
     mapping = spec.extract_mapping(data, str(path), document.node)
     return Environment(name, str(data.get("description", "")), spec.from_mapping(mapping))
 
@@ -70,13 +74,18 @@ MERGE_HOW = "list(append)+dict(recurse_array)+str()"
 def user_data(env: Environment, carrier: Carrier = Carrier.FILE) -> str:
     config = spec.to_mapping(env.spec)
     if carrier is Carrier.KEY:
-        return render("user-data.yaml.j2", env=env.name, description=env.description,
-                      config=config)  # fmt: skip
+        return render("user-data.yaml.j2", env=env.name, description=env.description, config=config)
     content = "# direct-lvm config, written by cloud-init's write_files\n" + yaml.safe_dump(
         {spec.CONFIG_KEY: config}, sort_keys=False
     )
-    return render("user-data-file.yaml.j2", env=env.name, description=env.description,
-                  path=core.BOOT_CONFIG_FILE, content=content, merge_how=MERGE_HOW)  # fmt: skip
+    return render(
+        "user-data-file.yaml.j2",
+        env=env.name,
+        description=env.description,
+        path=core.BOOT_CONFIG_FILE,
+        content=content,
+        merge_how=MERGE_HOW,
+    )
 
 
 def artifacts(

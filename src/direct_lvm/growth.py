@@ -16,8 +16,7 @@ from .steps import Kind, PlanBuilder
 from .units import PV_PE_START, auto_metadata_size, format_size, human, round_up
 
 
-def grow_vg(b: PlanBuilder, spec: Spec, vg: VG, lvm: LvmState,
-            new: Sequence[BlockDevice]) -> VG:  # fmt: skip
+def grow_vg(b: PlanBuilder, spec: Spec, vg: VG, lvm: LvmState, new: Sequence[BlockDevice]) -> VG:
     """pvresize each PV of the VG whose device grew by at least one extent, vgextend the
     VG with `new` (devices already checked and wiped by the caller). Returns the VG as it
     will be after these steps, for sizing the pool."""
@@ -41,15 +40,20 @@ def grow_vg(b: PlanBuilder, spec: Spec, vg: VG, lvm: LvmState,
             b.run(
                 f"{pv.name} grew: the device is {human(pv.dev_size)}, its PV "
                 f"{human(pv.size)} ({usable - have} more extent(s))",
-                "pvresize", pv.name, kind=Kind.LVM,
-            )  # fmt: skip
+                "pvresize",
+                pv.name,
+                kind=Kind.LVM,
+            )
             gained += usable - have
     if new:
         b.run(
             f"{', '.join(d.path for d in new)} listed in devices but not in "
             f"{spec.vg!r}: the volume group grows",
-            "vgextend", spec.vg, *(d.real for d in new), kind=Kind.LVM,
-        )  # fmt: skip
+            "vgextend",
+            spec.vg,
+            *(d.real for d in new),
+            kind=Kind.LVM,
+        )
         gained += sum(max(0, d.size - PV_PE_START) // extent for d in new)
     if not gained:
         return vg

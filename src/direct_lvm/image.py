@@ -223,8 +223,9 @@ def shipped_unit(name: str = SERVICE) -> Path:
     for candidate in (here / "systemd" / name, here.parents[1] / "systemd" / name):
         if candidate.is_file():
             return candidate
-    raise DirectLvmError(f"{name} not found next to {here} (broken install?)",
-                         "reinstall direct-lvm")  # fmt: skip
+    raise DirectLvmError(
+        f"{name} not found next to {here} (broken install?)", "reinstall direct-lvm"
+    )
 
 
 def unit_in_place(root: Path, name: str, written: list[Path]) -> Path:
@@ -295,9 +296,11 @@ def image_setup(
         written += install_service(root)
     files += [
         (ORDER_DROPIN, render("docker-order.conf.j2", unit="docker", after=unit_after)),
-        (CONTAINERD_ORDER_DROPIN,
-         render("docker-order.conf.j2", unit="containerd", after=unit_after)),
-    ]  # fmt: skip
+        (
+            CONTAINERD_ORDER_DROPIN,
+            render("docker-order.conf.j2", unit="containerd", after=unit_after),
+        ),
+    ]
     for rel, text in files:
         path = root / rel
         write_file(str(path), text)
@@ -314,8 +317,14 @@ def bake_docker_dropin(root: Path, check: Check) -> list[Path]:
     storage options (an EnvironmentFile), with no daemon-reload. Without docker in the
     image (or with another drop-in of ours there, docker-overlay2's) nothing is written:
     the first apply that needs it writes it and reloads."""
-    unit = next((root / d.lstrip("/") / DOCKER_UNIT for d in SERVICE_DIRS
-                 if (root / d.lstrip("/") / DOCKER_UNIT).is_file()), None)  # fmt: skip
+    unit = next(
+        (
+            root / d.lstrip("/") / DOCKER_UNIT
+            for d in SERVICE_DIRS
+            if (root / d.lstrip("/") / DOCKER_UNIT).is_file()
+        ),
+        None,
+    )
     exec_start = unit_exec_start(unit.read_text()) if unit is not None else None
     if exec_start is None:
         check.notes.append(

@@ -49,8 +49,19 @@ def check_device(spec: Spec, dev: BlockDevice, lvm: LvmState) -> bool:
         )
     if dev.read_only:
         raise RefusedError(f"{name} is read-only", "attach the volume read-write")
-    if dev.type not in ("disk", "part", "mpath", "crypt", "raid0", "raid1", "raid5", "raid6",
-                        "raid10", "md", "loop"):  # fmt: skip
+    if dev.type not in (
+        "disk",
+        "part",
+        "mpath",
+        "crypt",
+        "raid0",
+        "raid1",
+        "raid5",
+        "raid6",
+        "raid10",
+        "md",
+        "loop",
+    ):
         raise RefusedError(
             f"{name} is a {dev.type or 'non-block'} device, not a disk or partition",
             "name a whole disk or a partition",
@@ -104,12 +115,19 @@ def _record_choices(b: PlanBuilder, spec: Spec, observed: Observed) -> None:
         if new.get(c.real, {}).get("entry") == c.label and new[c.real].get("vg") == spec.vg:
             continue
         new[c.real] = {
-            "vg": spec.vg, "entry": c.label, "reason": c.reason,
-            "serial": c.serial, "wwn": c.wwn, "size": c.size,
-        }  # fmt: skip
+            "vg": spec.vg,
+            "entry": c.label,
+            "reason": c.reason,
+            "serial": c.serial,
+            "wwn": c.wwn,
+            "size": c.size,
+        }
     if new != record:
-        b.write("record which device each devices entry chose, and why",
-                DEVICE_RECORD, json.dumps(new, indent=2, sort_keys=True) + "\n")  # fmt: skip
+        b.write(
+            "record which device each devices entry chose, and why",
+            DEVICE_RECORD,
+            json.dumps(new, indent=2, sort_keys=True) + "\n",
+        )
 
 
 def estimate_vg(devices: Mapping[str, BlockDevice]) -> tuple[int, int]:
@@ -219,12 +237,14 @@ def plan(
         if check_device(spec, dev, lvm):
             wipe.append(dev)
         b.fact(
-            f"device {path}" + (f" -> {dev.real}" if dev.real != path else "")
+            f"device {path}"
+            + (f" -> {dev.real}" if dev.real != path else "")
             + f": {human(dev.size)} {dev.type}"
-            + (f", serial {dev.serial}" if dev.serial else "") + ", "
+            + (f", serial {dev.serial}" if dev.serial else "")
+            + ", "
             + ("signatures will be wiped (wipe_signatures: true)" if dev in wipe else "blank")
             + (f"; chosen as {why[path].reason}" if path in why else "")
-        )  # fmt: skip
+        )
     if vg is not None:
         listed = {observed.resolved.get(d, d) for d in spec.devices}
         extra = [p.name for p in lvm.pvs_of(spec.vg) if p.name not in listed]

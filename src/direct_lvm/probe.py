@@ -137,33 +137,50 @@ def parse_fullreport(text: str) -> LvmState:
     for rep in doc.get("report", []):
         segs = {s["lv_uuid"]: s for s in rep.get("seg", []) if s.get("lv_uuid")}
         for p in rep.get("pv", []):
-            pvs.append(PV(p["pv_name"], p["pv_uuid"], p.get("vg_name", ""),
-                          _int(p["dev_size"]), _int(p["pv_size"]),
-                          _int(p.get("pe_start", "")) or PV_PE_START))  # fmt: skip
+            pvs.append(
+                PV(
+                    p["pv_name"],
+                    p["pv_uuid"],
+                    p.get("vg_name", ""),
+                    _int(p["dev_size"]),
+                    _int(p["pv_size"]),
+                    _int(p.get("pe_start", "")) or PV_PE_START,
+                )
+            )
         for v in rep.get("vg", []):
             vgs.append(
                 VG(
-                    name=v["vg_name"], uuid=v["vg_uuid"], size=_int(v["vg_size"]),
-                    free=_int(v["vg_free"]), extent_size=_int(v["vg_extent_size"]),
+                    name=v["vg_name"],
+                    uuid=v["vg_uuid"],
+                    size=_int(v["vg_size"]),
+                    free=_int(v["vg_free"]),
+                    extent_size=_int(v["vg_extent_size"]),
                     extent_count=_int(v["vg_extent_count"]),
-                    free_count=_int(v["vg_free_count"]), tags=_tags(v["vg_tags"]),
+                    free_count=_int(v["vg_free_count"]),
+                    tags=_tags(v["vg_tags"]),
                 )
-            )  # fmt: skip
+            )
         for lv in rep.get("lv", []):
             seg: dict[str, Any] = segs.get(lv["lv_uuid"], {})
             lvs.append(
                 LV(
-                    vg=lv["vg_name"], name=lv["lv_name"], uuid=lv["lv_uuid"],
-                    attr=lv["lv_attr"], size=_int(lv["lv_size"]),
+                    vg=lv["vg_name"],
+                    name=lv["lv_name"],
+                    uuid=lv["lv_uuid"],
+                    attr=lv["lv_attr"],
+                    size=_int(lv["lv_size"]),
                     metadata_size=_int(lv["lv_metadata_size"]),
                     data_percent=_pct(lv["data_percent"]),
                     metadata_percent=_pct(lv["metadata_percent"]),
-                    profile=lv["lv_profile"], tags=_tags(lv["lv_tags"]),
+                    profile=lv["lv_profile"],
+                    tags=_tags(lv["lv_tags"]),
                     when_full=lv.get("lv_when_full", ""),
-                    segtype=seg.get("segtype", ""), chunk_size=_int(seg.get("chunk_size", "")),
-                    zero=seg.get("zero", "0") == "1", monitor=seg.get("seg_monitor", ""),
+                    segtype=seg.get("segtype", ""),
+                    chunk_size=_int(seg.get("chunk_size", "")),
+                    zero=seg.get("zero", "0") == "1",
+                    monitor=seg.get("seg_monitor", ""),
                 )
-            )  # fmt: skip
+            )
     # An orphan PV is reported once per report; keep one of each.
     uniq = {p.name: p for p in pvs}
     return LvmState(tuple(uniq.values()), tuple(vgs), tuple(lvs))

@@ -111,8 +111,10 @@ def check(pools: Sequence[PoolStatus], volumes: Sequence[VolumeStatus] = ()) -> 
         parts.append(f"{text}: {STATE_NAMES[code]} {why}" if code != OK else text)
         warn = p.autoextend_threshold or DEFAULT_WARN_PERCENT
         prefix = "" if single else f"{name} "
-        for label, value in (("data_percent", p.data_percent),
-                             ("metadata_percent", p.metadata_percent)):  # fmt: skip
+        for label, value in (
+            ("data_percent", p.data_percent),
+            ("metadata_percent", p.metadata_percent),
+        ):
             perf.append(_perf_label(prefix + label) + f"={_perf_value(value)}%;{warn};100;0;100")
     for v in volumes:
         name = f"{v.vg}/{v.lv}"
@@ -123,8 +125,11 @@ def check(pools: Sequence[PoolStatus], volumes: Sequence[VolumeStatus] = ()) -> 
         parts.append(f"{name} LV {where}")
         perf.append(_perf_label(f"{name} size") + f"={v.size}B;;;0")
     if not states:
-        return Check(UNKNOWN, "DIRECT-LVM UNKNOWN - no thin pool or LV managed by direct-lvm "
-                     "on this host", ())  # fmt: skip
+        return Check(
+            UNKNOWN,
+            "DIRECT-LVM UNKNOWN - no thin pool or LV managed by direct-lvm on this host",
+            (),
+        )
     code = max((c for _, c, _ in states), key=lambda c: _RANK[c])
     line = f"DIRECT-LVM {STATE_NAMES[code]} - " + "; ".join(parts)
     return Check(code, line + " | " + " ".join(perf), tuple(states))

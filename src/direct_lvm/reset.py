@@ -172,10 +172,13 @@ def _file_steps(
             if rest == record and record:
                 continue
             if rest:
-                steps.append(write_step(
-                    f"the device record keeps other VGs' devices only ({spec.vg!r}'s go)",
-                    path, json.dumps(rest, indent=2, sort_keys=True) + "\n",
-                ))  # fmt: skip
+                steps.append(
+                    write_step(
+                        f"the device record keeps other VGs' devices only ({spec.vg!r}'s go)",
+                        path,
+                        json.dumps(rest, indent=2, sort_keys=True) + "\n",
+                    )
+                )
                 continue
         elif path == LAST_APPLY:
             try:
@@ -234,11 +237,18 @@ def plan_reset(
     steps: list[Step] = []
     stopped = tuple(u for u in runtime_units(spec) if u in observed.active_units)
     if stopped:
-        steps.append(run_step("the runtime must stop before its storage goes (it is left "
-                              "stopped)", "systemctl", "stop", *stopped,
-                              kind=Kind.STOP))  # fmt: skip
-    steps += rt.reset_unmount(spec, ResetState(root_ours=observed.docker_root_ours,
-                                               mount_enabled=observed.mount_enabled))  # fmt: skip
+        steps.append(
+            run_step(
+                "the runtime must stop before its storage goes (it is left stopped)",
+                "systemctl",
+                "stop",
+                *stopped,
+                kind=Kind.STOP,
+            )
+        )
+    steps += rt.reset_unmount(
+        spec, ResetState(root_ours=observed.docker_root_ours, mount_enabled=observed.mount_enabled)
+    )
     moved: tuple[str, ...] = ()
     if observed.pool_state and lv_steps:
         dest = rt.reset_backup(observed.pool_state, observed.timestamp)
@@ -257,8 +267,14 @@ def plan_reset(
     steps += lv_steps
     steps += file_steps
     if any(p.startswith("/etc/systemd/") for p in removed):
-        steps.append(run_step("systemd must forget the removed units and drop-ins",
-                              "systemctl", "daemon-reload", kind=Kind.RELOAD))  # fmt: skip
+        steps.append(
+            run_step(
+                "systemd must forget the removed units and drop-ins",
+                "systemctl",
+                "daemon-reload",
+                kind=Kind.RELOAD,
+            )
+        )
     if observed.boot_config and steps:
         facts.append(
             f"{BOOT_CONFIG_FILE} exists: cloud-init applies it again at the next boot; "

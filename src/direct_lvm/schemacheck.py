@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from typing import Any, Callable
 
 # Keywords that validate (implemented below) and those that only annotate.
-ANNOTATIONS = frozenset({"$schema", "$id", "title", "description", "default", "examples",
-                         "definitions"})  # fmt: skip
+ANNOTATIONS = frozenset(
+    {"$schema", "$id", "title", "description", "default", "examples", "definitions"}
+)
 Path = tuple[Any, ...]
 
 

@@ -102,8 +102,7 @@ class Problem:
         return f"{self.message}\n  fix: {self.fix}" if self.fix else self.message
 
     def to_json(self) -> dict[str, Any]:
-        return {"field": self.field, "value": self.value, "message": self.message,
-                "fix": self.fix}  # fmt: skip
+        return {"field": self.field, "value": self.value, "message": self.message, "fix": self.fix}
 
 
 def _is_lvm_name(path: list[str | int]) -> bool:
@@ -122,12 +121,15 @@ def _describe(error: SchemaError, data: Any = None) -> list[Problem]:
         subs = _device_entry_errors(error)
         if subs:
             return [p for e in subs for p in _describe(e, data)]
-        return [Problem(
-            where, value,
-            f"{where}: {json.dumps(value)} is neither a device path nor a selector{at}",
-            "write an absolute path such as /dev/vdb, or a mapping such as "
-            "{serial: vol0abc} or {first_empty: true}",
-        )]  # fmt: skip
+        return [
+            Problem(
+                where,
+                value,
+                f"{where}: {json.dumps(value)} is neither a device path nor a selector{at}",
+                "write an absolute path such as /dev/vdb, or a mapping such as "
+                "{serial: vol0abc} or {first_empty: true}",
+            )
+        ]
     if error.validator == "additionalProperties":
         node = _field_schema(path)
         if len(path) == 2 and path[0] == "devices":
@@ -136,20 +138,27 @@ def _describe(error: SchemaError, data: Any = None) -> list[Problem]:
         instance: dict[str, Any] = error.instance
         extra = sorted(set(instance) - set(allowed), key=str)
         at = _at(data, [*path, extra[0]], key=True) if extra and isinstance(data, dict) else at
-        return [Problem(
-            where, extra[0] if len(extra) == 1 else extra,
-            f"{where}: unknown key(s) {', '.join(map(repr, extra))}{at}",
-            f"remove them or use one of: {', '.join(allowed)}",
-        )]  # fmt: skip
+        return [
+            Problem(
+                where,
+                extra[0] if len(extra) == 1 else extra,
+                f"{where}: unknown key(s) {', '.join(map(repr, extra))}{at}",
+                f"remove them or use one of: {', '.join(allowed)}",
+            )
+        ]
     if error.validator == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else ""
         example = _example([*path, missing]) if missing else ""
-        return [Problem(
-            _dotted([*path, missing]) if missing else where, None,
-            f"{where}: {error.message}{at}",
-            "add it" + (f", e.g. `{example}`" if example else "")
-            + " (`direct-lvm validate --help` lists every field)",
-        )]  # fmt: skip
+        return [
+            Problem(
+                _dotted([*path, missing]) if missing else where,
+                None,
+                f"{where}: {error.message}{at}",
+                "add it"
+                + (f", e.g. `{example}`" if example else "")
+                + " (`direct-lvm validate --help` lists every field)",
+            )
+        ]
     if _is_lvm_name(path) and isinstance(value, str):
         problem = lvm_name_problem(value, lv=path != ["vg"])
         if problem:
@@ -210,9 +219,14 @@ def _describe(error: SchemaError, data: Any = None) -> list[Problem]:
 
 def _is_size(path: list[str | int]) -> bool:
     return bool(path) and path[-1] in (
-        "chunk_size", "metadata_size", "base_image_size", "container_size",
-        "size", "min_size", "max_size",
-    )  # fmt: skip
+        "chunk_size",
+        "metadata_size",
+        "base_image_size",
+        "container_size",
+        "size",
+        "min_size",
+        "max_size",
+    )
 
 
 def schema_problems(data: dict[str, Any]) -> list[Problem]:

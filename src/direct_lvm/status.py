@@ -20,9 +20,15 @@ class PvStatus:
     reason: str | None  # and why
 
     def to_json(self) -> dict[str, Any]:
-        return {"device": self.device, "size": self.size, "serial": self.serial,
-                "wwn": self.wwn, "by_id": list(self.by_id), "entry": self.entry,
-                "reason": self.reason}  # fmt: skip
+        return {
+            "device": self.device,
+            "size": self.size,
+            "serial": self.serial,
+            "wwn": self.wwn,
+            "by_id": list(self.by_id),
+            "entry": self.entry,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True)
@@ -84,5 +90,10 @@ class VolumeStatus:
     mounted_at: str | None  # the runtime root it is mounted at; None: not mounted
 
     def to_json(self) -> dict[str, Any]:
-        return {"vg": self.vg, "lv": self.lv, "dm_path": self.dm_path, "size": self.size,
-                "mounted_at": self.mounted_at}  # fmt: skip
+        return {
+            "vg": self.vg,
+            "lv": self.lv,
+            "dm_path": self.dm_path,
+            "size": self.size,
+            "mounted_at": self.mounted_at,
+        }

@@ -109,28 +109,39 @@ def lvm_name_problem(name: str, *, lv: bool) -> tuple[str, str] | None:
     if not name:
         return "is empty; LVM names need at least one character", LVM_NAME_FIX
     if name.startswith("-"):
-        return ("starts with '-', which LVM refuses (the hyphen separates VG and LV in "
-                "device-mapper names)", "drop the leading '-'")  # fmt: skip
+        return (
+            "starts with '-', which LVM refuses (the hyphen separates VG and LV in "
+            "device-mapper names)",
+            "drop the leading '-'",
+        )
     if name in (".", ".."):
         return "is '.' or '..', which LVM refuses", "choose a real name, e.g. docker"
     bad = sorted({c for c in name if not _LVM_NAME_CHAR.fullmatch(c)})
     if bad:
         shown = " ".join(repr(c) for c in bad)
-        return (f"has character(s) LVM refuses: {shown}; only letters, digits and "
-                "+ _ . - are allowed", LVM_NAME_FIX)  # fmt: skip
+        return (
+            f"has character(s) LVM refuses: {shown}; only letters, digits and + _ . - are allowed",
+            LVM_NAME_FIX,
+        )
     if len(name) > LVM_NAME_MAX:
-        return (f"is {len(name)} characters long; LVM allows at most {LVM_NAME_MAX}",
-                "use a shorter name")  # fmt: skip
+        return (
+            f"is {len(name)} characters long; LVM allows at most {LVM_NAME_MAX}",
+            "use a shorter name",
+        )
     if lv:
         for prefix in LV_RESERVED_PREFIXES:
             if name.startswith(prefix):
-                return (f"starts with {prefix!r}, which LVM reserves for its own LVs",
-                        f"choose a name that does not start with {prefix!r}")  # fmt: skip
+                return (
+                    f"starts with {prefix!r}, which LVM reserves for its own LVs",
+                    f"choose a name that does not start with {prefix!r}",
+                )
         rest = name[name.find("_") :] if "_" in name else ""
         for part in LV_RESERVED_STRINGS:
             if part in rest:
-                return (f"contains {part!r}, which LVM reserves for its internal LVs",
-                        f"choose a name without {part!r}")  # fmt: skip
+                return (
+                    f"contains {part!r}, which LVM reserves for its internal LVs",
+                    f"choose a name without {part!r}",
+                )
     return None
 
 
@@ -138,13 +149,18 @@ def dm_name_problem(vg: str, lv: str, *, pool: bool) -> tuple[str, str] | None:
     """Why vg/lv's device-mapper names (and a pool's hidden LV names) are too long, or None."""
     extra = POOL_SUFFIX_LEN if pool else 0
     if pool and len(lv) + extra > LVM_NAME_MAX:
-        return (f"is {len(lv)} characters long; LVM names the pool's hidden LVs "
-                f"{lv}_tdata and _tmeta, which must fit in {LVM_NAME_MAX}",
-                f"use a pool name of at most {LVM_NAME_MAX - extra} characters")  # fmt: skip
+        return (
+            f"is {len(lv)} characters long; LVM names the pool's hidden LVs "
+            f"{lv}_tdata and _tmeta, which must fit in {LVM_NAME_MAX}",
+            f"use a pool name of at most {LVM_NAME_MAX - extra} characters",
+        )
     full = len(dm_name(vg, lv)) + extra
     if full > DM_NAME_MAX:
-        return (f"makes the device-mapper name {dm_name(vg, lv)!r}"
-                + (" (plus '-tpool' for the pool's layer)" if pool else "")
-                + f" {full} characters long; the kernel allows {DM_NAME_MAX} ('-' inside "
-                "names counts twice)", "use shorter vg and LV names")  # fmt: skip
+        return (
+            f"makes the device-mapper name {dm_name(vg, lv)!r}"
+            + (" (plus '-tpool' for the pool's layer)" if pool else "")
+            + f" {full} characters long; the kernel allows {DM_NAME_MAX} ('-' inside "
+            "names counts twice)",
+            "use shorter vg and LV names",
+        )
     return None

@@ -84,8 +84,11 @@ def devicemapper_dropin(exec_start: str) -> str:
     vendor unit, so image-setup bakes it and a first boot only writes DOCKER_ENV."""
     from ..render import render
 
-    return render("docker-devicemapper.conf.j2", exec_start=strip_storage_flags(exec_start),
-                  env_file=DOCKER_ENV)  # fmt: skip
+    return render(
+        "docker-devicemapper.conf.j2",
+        exec_start=strip_storage_flags(exec_start),
+        env_file=DOCKER_ENV,
+    )
 
 
 def probe_docker(*, service_state: bool = True) -> ServiceState:
@@ -117,8 +120,11 @@ def with_version(state: ServiceState) -> ServiceState:
     dockerd start costs seconds under emulation), else from `dockerd --version`."""
     version = dpkg_version(DOCKER_PACKAGES)
     if version:
-        return replace(state, version=parse_docker_version(f"version {version}"),
-                       version_text=f"Docker {version}")  # fmt: skip
+        return replace(
+            state,
+            version=parse_docker_version(f"version {version}"),
+            version_text=f"Docker {version}",
+        )
     ver = run(["dockerd", "--version"], check=False)
     if ver.returncode != 0:
         return replace(state, installed=False, version_text=(ver.stderr or ver.stdout).strip())

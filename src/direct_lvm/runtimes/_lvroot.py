@@ -288,14 +288,24 @@ def plan_mount(
     already), grow the XFS online. Returns whether the runtime is stopped by now."""
     unit = mount_unit_name(root)
     if root_state is None or not root_state.mount_enabled:
-        b.run(f"{unit} must mount the LV on every boot (local-fs.target)",
-              "systemctl", "enable", unit, kind=Kind.UNIT)  # fmt: skip
+        b.run(
+            f"{unit} must mount the LV on every boot (local-fs.target)",
+            "systemctl",
+            "enable",
+            unit,
+            kind=Kind.UNIT,
+        )
     if not on_lv:
         b.run(f"{root} is not on {lv_path} yet", "systemctl", "start", unit, kind=Kind.UNIT)
     elif mount_changed:
         stopped = stopped or stop(b, service, units, f"{runtime_label} must stop for a remount")
-        b.run("the mount options changed (XFS quotas need a fresh mount)",
-              "systemctl", "restart", unit, kind=Kind.UNIT)  # fmt: skip
+        b.run(
+            "the mount options changed (XFS quotas need a fresh mount)",
+            "systemctl",
+            "restart",
+            unit,
+            kind=Kind.UNIT,
+        )
     if grow_fs:  # XFS grows online, through its mount point
         b.run(f"the XFS on {lv_path} must grow to the LV's size", "xfs_growfs", "-d", root,
               kind=Kind.GROW_FS)  # fmt: skip
@@ -359,11 +369,15 @@ def reset_unmount(root: str, lv_path: str, ours: bool, enabled: bool) -> list[St
     unit = mount_unit_name(root)
     steps = []
     if ours:
-        steps.append(run_step(f"{root} is {lv_path}: unmount it", "systemctl", "stop", unit,
-                              kind=Kind.UNIT))  # fmt: skip
+        steps.append(
+            run_step(f"{root} is {lv_path}: unmount it", "systemctl", "stop", unit, kind=Kind.UNIT)
+        )
     if enabled:
-        steps.append(run_step(f"{unit} must not mount it at boot", "systemctl", "disable",
-                              unit, kind=Kind.UNIT))  # fmt: skip
+        steps.append(
+            run_step(
+                f"{unit} must not mount it at boot", "systemctl", "disable", unit, kind=Kind.UNIT
+            )
+        )
     return steps
 
 
@@ -447,27 +461,47 @@ class LvRootPlugin(Plugin):
         return (str(self.section), "lv")
 
     def mount_unit(self, spec: Spec, before: str | None) -> str:
-        return render("lvroot.mount.j2", vg=spec.vg, lv=spec.lv, what=spec.lv_path,
-                      root=self.root, runtime=self.label, before=before)  # fmt: skip
+        return render(
+            "lvroot.mount.j2",
+            vg=spec.vg,
+            lv=spec.lv,
+            what=spec.lv_path,
+            root=self.root,
+            runtime=self.label,
+            before=before,
+        )
 
     def probe_lv(self, spec: Spec, lvm: LvmState, state: RuntimeState) -> RuntimeState:
-        root = probe_lv(state.root or RootState(), lvm, spec.vg, spec.lv, spec.lv_path,
-                        self.root)  # fmt: skip
+        root = probe_lv(state.root or RootState(), lvm, spec.vg, spec.lv, spec.lv_path, self.root)
         return replace(state, root=root)
 
     def plan_lv(
         self, b: PlanBuilder, spec: Spec, observed: Observed, vg: VG | None, vg_bytes: int
     ) -> bool:
         return plan_lv(
-            b, vg_name=spec.vg, lv_name=spec.lv, lv_path=spec.lv_path,
-            data_percent=spec.data_percent, lvm=observed.lvm, root=observed.runtime.root,
-            vg=vg, vg_bytes=vg_bytes, runtime=self.name, lv_field=".".join(self.lv_field()),
-        )  # fmt: skip
+            b,
+            vg_name=spec.vg,
+            lv_name=spec.lv,
+            lv_path=spec.lv_path,
+            data_percent=spec.data_percent,
+            lvm=observed.lvm,
+            root=observed.runtime.root,
+            vg=vg,
+            vg_bytes=vg_bytes,
+            runtime=self.name,
+            lv_field=".".join(self.lv_field()),
+        )
 
     def plan_storage(
-        self, b: PlanBuilder, spec: Spec, observed: Observed, files: Mapping[str, str],
-        *, service: ServiceState | None, grow_fs: bool,
-    ) -> tuple[bool, bool, set[str]]:  # fmt: skip
+        self,
+        b: PlanBuilder,
+        spec: Spec,
+        observed: Observed,
+        files: Mapping[str, str],
+        *,
+        service: ServiceState | None,
+        grow_fs: bool,
+    ) -> tuple[bool, bool, set[str]]:
         """Refuse another mount at the root (and a takeover under running containers),
         move what the root holds aside, write the files, reload systemd, mount, grow.
         Returns (our LV was already mounted, the runtime was stopped, the files written)."""
@@ -477,22 +511,33 @@ class LvRootPlugin(Plugin):
         if not on_lv and state.foreign:
             refuse_busy(state.root.busy if state.root else (), root, self.label)
             stopped = move_aside(
-                b, service, self.units, path=root,
+                b,
+                service,
+                self.units,
+                path=root,
                 backup=f"{root}.direct-lvm-backup-{observed.timestamp}",
                 why_stop=f"{self.label} must stop before {root} is moved aside",
                 why=f"{root} holds data that is not on {spec.ref} "
                 f"({', '.join(state.foreign)}); kept as a backup, never deleted",
-            )  # fmt: skip
+            )
         changed = write_changed(b, observed, files, f"{self.label}'s storage on its own LV")
         # also before the first start of the mount: a run stopped between writing the
         # unit and the reload left systemd without it
         reload_why = f"systemd must read {mount_unit_name(root)} before it mounts the LV"
         daemon_reload(b, bool(changed) or not on_lv, service, reload_why)
         stopped = plan_mount(
-            b, root=root, root_state=state.root, on_lv=on_lv, lv_path=spec.lv_path,
-            mount_changed=False, grow_fs=grow_fs, service=service, units=self.units,
-            runtime_label=self.label, stopped=stopped,
-        )  # fmt: skip
+            b,
+            root=root,
+            root_state=state.root,
+            on_lv=on_lv,
+            lv_path=spec.lv_path,
+            mount_changed=False,
+            grow_fs=grow_fs,
+            service=service,
+            units=self.units,
+            runtime_label=self.label,
+            stopped=stopped,
+        )
         return on_lv, stopped, changed
 
     def plan(
@@ -507,8 +552,9 @@ class LvRootPlugin(Plugin):
     ) -> None:
         service = observed.runtime.service
         self.refuse_config(b, spec, observed.runtime, files)
-        on_lv, stopped, _ = self.plan_storage(b, spec, observed, files, service=service,
-                                              grow_fs=grow_fs)  # fmt: skip
+        on_lv, stopped, _ = self.plan_storage(
+            b, spec, observed, files, service=service, grow_fs=grow_fs
+        )
         self.plan_restart(b, service, restart, moved=stopped or not on_lv, stopped=stopped)
 
     def refuse_config(
@@ -518,9 +564,14 @@ class LvRootPlugin(Plugin):
         elsewhere (pure, before any step of the runtime's). Default: nothing to read."""
 
     def plan_restart(
-        self, b: PlanBuilder, service: ServiceState | None, restart: RestartMode, *,
-        moved: bool, stopped: bool,
-    ) -> None:  # fmt: skip
+        self,
+        b: PlanBuilder,
+        service: ServiceState | None,
+        restart: RestartMode,
+        *,
+        moved: bool,
+        stopped: bool,
+    ) -> None:
         """The runtime's restart once its storage is in place (`moved`: the root was not
         on our LV before this plan; `stopped`: this plan stopped the runtime)."""
 
@@ -537,13 +588,15 @@ class LvRootPlugin(Plugin):
         restarted: bool,
         probed: RuntimeState | None = None,
     ) -> tuple[str, ...]:
-        problems = root_problems(lvm, spec.vg, spec.lv, spec.lv_path, self.root,
-                                 quotas=False, probed=probed)  # fmt: skip
+        problems = root_problems(
+            lvm, spec.vg, spec.lv, spec.lv_path, self.root, quotas=False, probed=probed
+        )
         if restarted and not problems:
             problems = self.runtime_problems()
         if problems:
-            raise VerifyError(f"{spec.ref} does not match the config: " + "; ".join(problems),
-                              "see the log above")  # fmt: skip
+            raise VerifyError(
+                f"{spec.ref} does not match the config: " + "; ".join(problems), "see the log above"
+            )
         checks = (f"{spec.ref}: plain LV, tagged", f"{self.root}: xfs on {spec.lv_path}")
         return (*checks, *([f"{self.label}: its storage is {self.root}"] if restarted else []))
 

@@ -124,8 +124,12 @@ def daemon_reload(b: PlanBuilder, needed: bool, service: ServiceState | None, wh
     if needed:
         b.run(why, "systemctl", "daemon-reload", kind=Kind.RELOAD)
     elif service is not None and service.need_reload:
-        b.run(f"systemd has not read {service.unit}'s changed files (NeedDaemonReload)",
-              "systemctl", "daemon-reload", kind=Kind.RELOAD)  # fmt: skip
+        b.run(
+            f"systemd has not read {service.unit}'s changed files (NeedDaemonReload)",
+            "systemctl",
+            "daemon-reload",
+            kind=Kind.RELOAD,
+        )
 
 
 def stop(b: PlanBuilder, service: ServiceState | None, units: tuple[str, ...], why: str) -> bool:
@@ -171,8 +175,10 @@ def converge_service(
         return
     if changed or stopped or not service.active or not healthy:
         why = (
-            why_changed if changed or stopped
-            else f"{name} is not running" if not service.active
+            why_changed
+            if changed or stopped
+            else f"{name} is not running"
+            if not service.active
             else why_unhealthy
-        )  # fmt: skip
+        )
         b.run(why, "systemctl", "restart", service.unit, kind=Kind.RESTART)

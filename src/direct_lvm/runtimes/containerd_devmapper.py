@@ -146,8 +146,9 @@ def fragment(spec: Spec, version: int) -> str:
 
 
 def dropin(spec: Spec) -> str:
-    return render("containerd-devmapper.conf.j2", vg=spec.vg, pool=spec.pool,
-                  pool_path=spec.pool_path)  # fmt: skip
+    return render(
+        "containerd-devmapper.conf.j2", vg=spec.vg, pool=spec.pool, pool_path=spec.pool_path
+    )
 
 
 def _parse(text: str) -> dict[str, Any]:
@@ -183,8 +184,10 @@ def main_config(current: str | None, installed: tuple[int, int] | None) -> tuple
         )
     disabled = data.get("disabled_plugins") or []
     if SNAPSHOTTER in disabled or "devmapper" in disabled:
-        raise ConfigError(f"{CONFIG} lists the devmapper snapshotter in disabled_plugins",
-                          f"remove {SNAPSHOTTER} from disabled_plugins in {CONFIG}")  # fmt: skip
+        raise ConfigError(
+            f"{CONFIG} lists the devmapper snapshotter in disabled_plugins",
+            f"remove {SNAPSHOTTER} from disabled_plugins in {CONFIG}",
+        )
     if FRAGMENT in _imports(data):
         return current, version
     return add_import(current, FRAGMENT), version
@@ -204,8 +207,10 @@ def _note(path: str) -> tuple[str, ...]:
 def _imports(data: dict[str, Any]) -> list[Any]:
     imports = data.get("imports", [])
     if not isinstance(imports, list):
-        raise ConfigError(f"{CONFIG}: imports is not a list ({imports!r})",
-                          f"make imports a list of paths in {CONFIG}")  # fmt: skip
+        raise ConfigError(
+            f"{CONFIG}: imports is not a list ({imports!r})",
+            f"make imports a list of paths in {CONFIG}",
+        )
     return imports
 
 
@@ -368,14 +373,16 @@ class ContainerdDevmapper(Plugin):
 
     def section_mapping(self, spec: Spec) -> dict[str, Any]:
         c = options(spec)
-        return {"containerd": {
-            "root_path": c.root_path,
-            "base_image_size": format_size(c.base_image_size),
-            "async_remove": c.async_remove,
-            "discard_blocks": c.discard_blocks,
-            "fs_type": c.fs_type,
-            "fs_options": c.fs_options,
-        }}  # fmt: skip
+        return {
+            "containerd": {
+                "root_path": c.root_path,
+                "base_image_size": format_size(c.base_image_size),
+                "async_remove": c.async_remove,
+                "discard_blocks": c.discard_blocks,
+                "fs_type": c.fs_type,
+                "fs_options": c.fs_options,
+            }
+        }
 
     def probe(self, spec: Spec, *, restart: RestartMode) -> RuntimeState:
         ctd = probe_containerd(service_state=restart is not RestartMode.NEVER)
@@ -406,14 +413,18 @@ class ContainerdDevmapper(Plugin):
         changed = write_changed(b, observed, files, "containerd's devmapper snapshotter")
         daemon_reload(b, DROPIN in changed, ct, "systemd must read the new drop-in")
         converge_service(
-            b, ct, restart, name="containerd", changed=bool(changed),
-            boot_changed=bool(changed), healthy=health == "ok",
+            b,
+            ct,
+            restart,
+            name="containerd",
+            changed=bool(changed),
+            boot_changed=bool(changed),
+            healthy=health == "ok",
             why_changed="containerd must read its new config",
             why_unhealthy=f"containerd's devmapper snapshotter is {health or 'absent'}",
             # containerd is ordered after cloud-init (image-setup): never start it here
-            why_boot="the running containerd must load the devmapper snapshotter (after "
-            "boot)",
-        )  # fmt: skip
+            why_boot="the running containerd must load the devmapper snapshotter (after boot)",
+        )
 
     def verify(
         self,
@@ -426,8 +437,10 @@ class ContainerdDevmapper(Plugin):
         def on_containerd() -> list[str]:
             status = devmapper_status()
             if status != "ok":
-                return [f"containerd's devmapper snapshotter is {status or 'not loaded'} "
-                        "(ctr plugins ls)"]  # fmt: skip
+                return [
+                    f"containerd's devmapper snapshotter is {status or 'not loaded'} "
+                    "(ctr plugins ls)"
+                ]
             return []
 
         return verify_pool(spec, lvm, on_containerd if restarted else None)

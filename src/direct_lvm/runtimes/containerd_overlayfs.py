@@ -99,8 +99,9 @@ def conflicts(configs: Sequence[tuple[str, str]]) -> list[str]:
             out.append(f"{path} configures the devmapper snapshotter (containerd-devmapper)")
         own = _at(plugins, SNAPSHOTTER, "root_path") or _at(plugins, "overlayfs", "root_path")
         if own and not posixpath.normpath(str(own)).startswith(ROOT + "/"):
-            out.append(f"{path} sets {_dotted(('plugins', SNAPSHOTTER, 'root_path'))} = "
-                       f"{toml_str(own)}")  # fmt: skip
+            out.append(
+                f"{path} sets {_dotted(('plugins', SNAPSHOTTER, 'root_path'))} = {toml_str(own)}"
+            )
         disabled = data.get("disabled_plugins")
         if isinstance(disabled, list) and {SNAPSHOTTER, "overlayfs"} & set(map(str, disabled)):
             out.append(f"{path} lists {SNAPSHOTTER} in disabled_plugins")
@@ -135,15 +136,19 @@ class ContainerdOverlayfs(LvRootPlugin):
         # whether systemd still has to read a drop-in an interrupted run wrote
         service = probe_containerd(service_state=True)
         root, foreign = probe_root_dir(spec.lv_path, ROOT)
-        return State(service=service, foreign=foreign, root=root,
-                     configs=read_configs(read_text))  # fmt: skip
+        return State(service=service, foreign=foreign, root=root, configs=read_configs(read_text))
 
     def files(self, spec: Spec, state: RuntimeState) -> dict[str, str]:
         return {
             self.mount_unit_path: self.mount_unit(spec, before=UNIT),
-            DROPIN: render("containerd-overlayfs.conf.j2", vg=spec.vg, lv=spec.lv, root=ROOT,
-                           mount_unit=MOUNT_UNIT),
-        }  # fmt: skip
+            DROPIN: render(
+                "containerd-overlayfs.conf.j2",
+                vg=spec.vg,
+                lv=spec.lv,
+                root=ROOT,
+                mount_unit=MOUNT_UNIT,
+            ),
+        }
 
     def refuse_config(
         self, b: PlanBuilder, spec: Spec, state: RuntimeState, files: Mapping[str, str]
@@ -159,22 +164,35 @@ class ContainerdOverlayfs(LvRootPlugin):
             )
 
     def plan_restart(
-        self, b: PlanBuilder, service: ServiceState | None, restart: RestartMode, *,
-        moved: bool, stopped: bool,
-    ) -> None:  # fmt: skip
+        self,
+        b: PlanBuilder,
+        service: ServiceState | None,
+        restart: RestartMode,
+        *,
+        moved: bool,
+        stopped: bool,
+    ) -> None:
         converge_service(
-            b, service, restart, name="containerd", changed=moved, boot_changed=moved,
-            healthy=True, stopped=stopped, why_changed=f"containerd must start on its LV at {ROOT}",
-            why_unhealthy="", why_boot=f"the running containerd must move to its LV at {ROOT} "
-            "(restarted after boot)",
+            b,
+            service,
+            restart,
+            name="containerd",
+            changed=moved,
+            boot_changed=moved,
+            healthy=True,
+            stopped=stopped,
+            why_changed=f"containerd must start on its LV at {ROOT}",
+            why_unhealthy="",
+            why_boot=f"the running containerd must move to its LV at {ROOT} (restarted after boot)",
             why_start_after_stop="containerd was running; it starts again on its LV (after boot)",
-        )  # fmt: skip
+        )
 
     def runtime_problems(self) -> list[str]:
         status = overlayfs_status(run(["ctr", "plugins", "ls"], check=False).stdout)
         if status != "ok":
-            return [f"containerd's overlayfs snapshotter is {status or 'not loaded'} "
-                    "(ctr plugins ls)"]  # fmt: skip
+            return [
+                f"containerd's overlayfs snapshotter is {status or 'not loaded'} (ctr plugins ls)"
+            ]
         return []
 
     def containers(self, active: tuple[str, ...]) -> tuple[str, ...]:

@@ -115,12 +115,15 @@ class DockerDevicemapper(Plugin):
         stopped = False
         if state.foreign:
             stopped = move_aside(
-                b, docker, self.units, path=DOCKER_ROOT,
+                b,
+                docker,
+                self.units,
+                path=DOCKER_ROOT,
                 backup=f"{BACKUP_PREFIX}{observed.timestamp}",
                 why_stop="docker must stop before its old storage is moved aside",
                 why=f"{DOCKER_ROOT} holds storage that is not on the pool "
                 f"({', '.join(state.foreign)}); kept as a backup, never deleted",
-            )  # fmt: skip
+            )
         written = write_changed(b, observed, files, "docker's storage options")
         changed = bool(written)  # dockerd reads DOCKER_ENV at its next start
         # a drop-in image-setup baked is already loaded: only DOCKER_ENV changes then
@@ -132,15 +135,21 @@ class DockerDevicemapper(Plugin):
         wanted = f"dm.thinpooldev={spec.pool_path}"
         on_pool = docker is not None and any(a.endswith(wanted) for a in docker.cmdline)
         converge_service(
-            b, docker, restart, name="docker", changed=changed, boot_changed=changed,
-            healthy=on_pool, stopped=stopped,
+            b,
+            docker,
+            restart,
+            name="docker",
+            changed=changed,
+            boot_changed=changed,
+            healthy=on_pool,
+            stopped=stopped,
             why_changed="docker must start with the new storage options",
             why_unhealthy=f"the running dockerd lacks {wanted}",
             # Never start docker from cloud-init (it is ordered after cloud-init: a
             # blocking start deadlocks the boot); it starts by itself and finds its
             # drop-in in place.
             why_boot="the running dockerd must pick up the pool (restarted after boot)",
-        )  # fmt: skip
+        )
 
     def verify(
         self,
@@ -179,8 +188,9 @@ class DockerDevicemapper(Plugin):
         env = (files or {}).get(DOCKER_ENV)
         if env is None or (spec is not None and f" {spec.ref};" in env.split("\n", 1)[0]):
             return ResetEdit()
-        return ResetEdit(keep=True, reason=f"{path} reads {DOCKER_ENV}, which is another "
-                         "config's; left as it is")  # fmt: skip
+        return ResetEdit(
+            keep=True, reason=f"{path} reads {DOCKER_ENV}, which is another config's; left as it is"
+        )
 
     def reset_probe(
         self, spec: Spec, active: tuple[str, ...], mounts: Sequence[Mount]

@@ -110,8 +110,9 @@ class DockerOverlay2(Plugin):
     def probe(self, spec: Spec, *, restart: RestartMode) -> RuntimeState:
         root, foreign = probe_root_dir(spec.lv_path, DOCKER_ROOT)
         docker = probe_docker(service_state=True)
-        return RuntimeState(service=docker, foreign=foreign, config=read_file(DAEMON_JSON),
-                            root=root)  # fmt: skip
+        return RuntimeState(
+            service=docker, foreign=foreign, config=read_file(DAEMON_JSON), root=root
+        )
 
     def probe_lv(self, spec: Spec, lvm: LvmState, state: RuntimeState) -> RuntimeState:
         assert state.root is not None
@@ -129,18 +130,31 @@ class DockerOverlay2(Plugin):
         }  # fmt: skip
         exec_start = state.service.exec_start if state.service is not None else None
         if exec_start:
-            out[DOCKER_DROPIN] = render("docker-overlay2.conf.j2", vg=spec.vg, lv=o.lv,
-                                        exec_start=strip_storage_flags(exec_start),
-                                        args=overlay2_args(spec))  # fmt: skip
+            out[DOCKER_DROPIN] = render(
+                "docker-overlay2.conf.j2",
+                vg=spec.vg,
+                lv=o.lv,
+                exec_start=strip_storage_flags(exec_start),
+                args=overlay2_args(spec),
+            )
         return out
 
-    def plan_lv(self, b: PlanBuilder, spec: Spec, observed: Observed, vg: Any,
-                vg_bytes: int) -> bool:  # fmt: skip
+    def plan_lv(
+        self, b: PlanBuilder, spec: Spec, observed: Observed, vg: Any, vg_bytes: int
+    ) -> bool:
         return plan_lv(
-            b, vg_name=spec.vg, lv_name=spec.lv, lv_path=spec.lv_path,
-            data_percent=spec.data_percent, lvm=observed.lvm, root=observed.runtime.root,
-            vg=vg, vg_bytes=vg_bytes, runtime=self.name, lv_field="overlay2.lv",
-        )  # fmt: skip
+            b,
+            vg_name=spec.vg,
+            lv_name=spec.lv,
+            lv_path=spec.lv_path,
+            data_percent=spec.data_percent,
+            lvm=observed.lvm,
+            root=observed.runtime.root,
+            vg=vg,
+            vg_bytes=vg_bytes,
+            runtime=self.name,
+            lv_field="overlay2.lv",
+        )
 
     def plan(
         self,
@@ -159,33 +173,48 @@ class DockerOverlay2(Plugin):
         stopped = False
         if not on_lv and state.foreign:
             stopped = move_aside(
-                b, docker, self.units, path=DOCKER_ROOT,
+                b,
+                docker,
+                self.units,
+                path=DOCKER_ROOT,
                 backup=f"{BACKUP_PREFIX}{observed.timestamp}",
                 why_stop=f"docker must stop before {DOCKER_ROOT} is moved aside",
                 why=f"{DOCKER_ROOT} holds data that is not on {spec.vg}/{spec.lv} "
                 f"({', '.join(state.foreign)}); kept as a backup, never deleted",
-            )  # fmt: skip
+            )
         changed = write_changed(b, observed, files, "docker's storage on its own LV")
         daemon_reload(b, bool(changed), docker, "systemd must read the new units")
         stopped = plan_mount(
-            b, root=DOCKER_ROOT, root_state=state.root, on_lv=on_lv, lv_path=spec.lv_path,
-            mount_changed=MOUNT_UNIT_PATH in changed, grow_fs=grow_fs, service=docker,
-            units=self.units, runtime_label="docker", stopped=stopped,
-        )  # fmt: skip
+            b,
+            root=DOCKER_ROOT,
+            root_state=state.root,
+            on_lv=on_lv,
+            lv_path=spec.lv_path,
+            mount_changed=MOUNT_UNIT_PATH in changed,
+            grow_fs=grow_fs,
+            service=docker,
+            units=self.units,
+            runtime_label="docker",
+            stopped=stopped,
+        )
         flags = overlay2_args(spec)
         has_flags = docker is not None and all(f in docker.cmdline for f in flags)
         moved = stopped or not on_lv
         converge_service(
-            b, docker, restart, name="docker", changed=bool(changed) or moved,
-            boot_changed=DOCKER_DROPIN in changed or moved, healthy=has_flags,
+            b,
+            docker,
+            restart,
+            name="docker",
+            changed=bool(changed) or moved,
+            boot_changed=DOCKER_DROPIN in changed or moved,
+            healthy=has_flags,
             stopped=stopped,
             why_changed="docker must start on its LV with overlay2",
             why_unhealthy=f"the running dockerd lacks {' '.join(flags)}",
             # never a blocking start from cloud-init: docker is ordered after it
             why_boot="the running dockerd must move to its LV (restarted after boot)",
-            why_start_after_stop="docker was running; it starts again on its LV (after "
-            "boot)",
-        )  # fmt: skip
+            why_start_after_stop="docker was running; it starts again on its LV (after boot)",
+        )
 
     def verify(
         self,
@@ -198,21 +227,27 @@ class DockerOverlay2(Plugin):
         ref = spec.ref
         if lvm.lv(spec.vg, spec.lv) is None or lvm.vg(spec.vg) is None:
             raise VerifyError(f"{ref} does not exist after apply", "see the log above")
-        problems = root_problems(lvm, spec.vg, spec.lv, spec.lv_path, DOCKER_ROOT,
-                                 quotas=options(spec).container_size is not None,
-                                 probed=probed)  # fmt: skip
+        problems = root_problems(
+            lvm,
+            spec.vg,
+            spec.lv,
+            spec.lv_path,
+            DOCKER_ROOT,
+            quotas=options(spec).container_size is not None,
+            probed=probed,
+        )
 
         def root_dir(info: dict[str, Any]) -> list[str]:
             if info.get("DockerRootDir") != DOCKER_ROOT:
-                return [f"Docker Root Dir {info.get('DockerRootDir')!r}, expected "
-                        f"{DOCKER_ROOT!r}"]  # fmt: skip
+                return [f"Docker Root Dir {info.get('DockerRootDir')!r}, expected {DOCKER_ROOT!r}"]
             return []
 
         if restarted and not problems:
             problems.extend(docker_info_problems("overlay2", root_dir))
         if problems:
-            raise VerifyError(f"{ref} does not match the config: " + "; ".join(problems),
-                              "see the log above")  # fmt: skip
+            raise VerifyError(
+                f"{ref} does not match the config: " + "; ".join(problems), "see the log above"
+            )
         checks = [f"{ref}: plain LV, tagged", f"{DOCKER_ROOT}: xfs on {spec.lv_path}"]
         if restarted:
             checks.append(f"docker: overlay2 in {DOCKER_ROOT}")

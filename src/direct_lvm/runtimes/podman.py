@@ -62,9 +62,13 @@ def info_problems(info: Mapping[str, Any]) -> list[str]:
     """What `podman info --format json` reports that differs from our storage."""
     store = info.get("store") or {}
     got = (store.get("graphRoot"), store.get("graphDriverName"))
-    return [] if got == (ROOT, DRIVER) else [
-        f"podman info: graphRoot {got[0]!r}, driver {got[1]!r}; expected {ROOT!r}, {DRIVER!r}"
-    ]  # fmt: skip
+    return (
+        []
+        if got == (ROOT, DRIVER)
+        else [
+            f"podman info: graphRoot {got[0]!r}, driver {got[1]!r}; expected {ROOT!r}, {DRIVER!r}"
+        ]
+    )
 
 
 def parse_podman_version(text: str) -> tuple[int, int] | None:
@@ -95,10 +99,13 @@ class Podman(LvRootPlugin):
         # the API socket's state (one systemctl call): a takeover stops it first
         active, _, need_reload = unit_state(SOCKET) if version else (False, (), False)
         service = ServiceState(
-            SOCKET, installed=version is not None,
-            version=parse_podman_version(version or ""), version_text=f"podman {version}",
-            active=active, need_reload=need_reload,
-        )  # fmt: skip
+            SOCKET,
+            installed=version is not None,
+            version=parse_podman_version(version or ""),
+            version_text=f"podman {version}",
+            active=active,
+            need_reload=need_reload,
+        )
         root, foreign = probe_root_dir(spec.lv_path, ROOT)
         return RuntimeState(service=service, foreign=foreign, root=root,
                             config=read_text(STORAGE_CONF))  # fmt: skip
@@ -106,9 +113,14 @@ class Podman(LvRootPlugin):
     def files(self, spec: Spec, state: RuntimeState) -> dict[str, str]:
         out = {self.mount_unit_path: self.mount_unit(spec, before=RESTART_UNIT)}
         if state.config is None or state.config.startswith(MARK):  # none, or ours
-            out[STORAGE_CONF] = render("podman-storage.conf.j2", vg=spec.vg, lv=spec.lv,
-                                       root=ROOT, runroot=RUNROOT,
-                                       mount_unit=MOUNT_UNIT)  # fmt: skip
+            out[STORAGE_CONF] = render(
+                "podman-storage.conf.j2",
+                vg=spec.vg,
+                lv=spec.lv,
+                root=ROOT,
+                runroot=RUNROOT,
+                mount_unit=MOUNT_UNIT,
+            )
         return out
 
     def refuse_config(
@@ -127,9 +139,14 @@ class Podman(LvRootPlugin):
         b.fact(f"{STORAGE_CONF} is not direct-lvm's and agrees (graphroot {ROOT}); kept")
 
     def plan_restart(
-        self, b: PlanBuilder, service: ServiceState | None, restart: RestartMode, *,
-        moved: bool, stopped: bool,
-    ) -> None:  # fmt: skip
+        self,
+        b: PlanBuilder,
+        service: ServiceState | None,
+        restart: RestartMode,
+        *,
+        moved: bool,
+        stopped: bool,
+    ) -> None:
         # podman itself is a command: only its API socket, when a takeover stopped it
         if not stopped or restart is RestartMode.NEVER:
             return
