@@ -31,6 +31,7 @@ from .run import run
 from .runtimes._docker import DOCKER_HOLD_UNITS, backups
 from .runtimes._lvroot import volumes as lv_volumes
 from .runtimes._systemd import RestartMode
+from .runtimes.base import VerifyInput
 from .runtimes.base import read_file as read_file
 from .spec import CONFIG_KEY, parse_text
 from .spec import from_mapping as spec_from_mapping
@@ -227,7 +228,7 @@ def verify(
 ) -> tuple[str, ...]:
     """Compare the re-probed system with the spec (the runtime's plugin knows what to
     compare; with `restarted`, the runtime's own view too); VerifyError on a difference."""
-    return runtimes.get(spec.runtime).verify(spec, lvm, restarted=restarted, probed=probed)
+    return runtimes.get(spec.runtime).verify(VerifyInput(spec, lvm, restarted, probed))
 
 
 # ------------------------------------------------------------------ status

@@ -18,6 +18,7 @@ from .observed import Observed as Observed
 from .pool import profile_path as pool_profile_path
 from .probe import LV, VG, BlockDevice, LvmState
 from .runtimes._systemd import RestartMode
+from .runtimes.base import PlanInput
 from .steps import Action as Action
 from .steps import Kind, PlanBuilder
 from .steps import Plan as Plan
@@ -303,7 +304,7 @@ def plan(
             grow_pool(b, spec, vg, pool, lvm)
 
     before = len(b.steps)
-    rt.plan(b, spec, observed, desired_files, restart=restart, grow_fs=grow_fs)
+    rt.plan(b, PlanInput(spec, observed, desired_files, restart, grow_fs))
     runtime_steps = len(b.steps) - before
     _record_choices(b, spec, observed)
     return b.build(runtime_steps)

@@ -39,8 +39,8 @@ from ..run import run
 from ..status import VolumeStatus
 from ..steps import Kind, PlanBuilder, Step, run_step
 from ..units import MIB, dm_name, human
-from ._systemd import RestartMode, ServiceState, daemon_reload, stop
-from .base import Plugin, ResetState, write_changed
+from ._systemd import ServiceState, daemon_reload, stop
+from .base import PlanInput, Plugin, ResetState, VerifyInput, write_changed
 
 if TYPE_CHECKING:
     from ..model import Spec
@@ -239,6 +239,25 @@ def plan_lv(
     return sigs == ("xfs",) and (grow > 0 or behind)
 
 
+def plan_plugin_lv(
+    plugin: Plugin, b: PlanBuilder, spec: Spec, observed: Observed, vg: VG | None, vg_bytes: int
+) -> bool:
+    """`Plugin.plan_lv` of every runtime on a plain LV: plan_lv with the config's names."""
+    return plan_lv(
+        b,
+        vg_name=spec.vg,
+        lv_name=spec.lv,
+        lv_path=spec.lv_path,
+        data_percent=spec.data_percent,
+        lvm=observed.lvm,
+        root=observed.runtime.root,
+        vg=vg,
+        vg_bytes=vg_bytes,
+        runtime=plugin.name,
+        lv_field=".".join(plugin.lv_field()),
+    )
+
+
 def refuse_other_mount(root: RootState | None, where: str, lv_path: str, runtime: str) -> bool:
     """Refuse another filesystem mounted at the runtime's root. Returns whether our LV
     is mounted there."""
@@ -267,6 +286,30 @@ def move_aside(
     stopped = stop(b, service, units, why_stop)
     b.run(why, "mv", "--no-target-directory", path, backup, kind=Kind.MOVE_ASIDE)
     return stopped
+
+
+def take_over(
+    b: PlanBuilder,
+    observed: Observed,
+    service: ServiceState | None,
+    units: tuple[str, ...],
+    root: str,
+    label: str,
+    ref: str,
+) -> bool:
+    """A root that holds data not on our LV (`ref`): stop the runtime and move the root
+    aside as `<root>.direct-lvm-backup-<time>`, kept, never deleted. Returns whether the
+    runtime was stopped."""
+    return move_aside(
+        b,
+        service,
+        units,
+        path=root,
+        backup=f"{root}.direct-lvm-backup-{observed.timestamp}",
+        why_stop=f"{label} must stop before {root} is moved aside",
+        why=f"{root} holds data that is not on {ref} "
+        f"({', '.join(observed.runtime.foreign)}); kept as a backup, never deleted",
+    )
 
 
 def plan_mount(
@@ -478,19 +521,7 @@ class LvRootPlugin(Plugin):
     def plan_lv(
         self, b: PlanBuilder, spec: Spec, observed: Observed, vg: VG | None, vg_bytes: int
     ) -> bool:
-        return plan_lv(
-            b,
-            vg_name=spec.vg,
-            lv_name=spec.lv,
-            lv_path=spec.lv_path,
-            data_percent=spec.data_percent,
-            lvm=observed.lvm,
-            root=observed.runtime.root,
-            vg=vg,
-            vg_bytes=vg_bytes,
-            runtime=self.name,
-            lv_field=".".join(self.lv_field()),
-        )
+        return plan_plugin_lv(self, b, spec, observed, vg, vg_bytes)
 
     def plan_storage(
         self,
@@ -510,16 +541,7 @@ class LvRootPlugin(Plugin):
         stopped = False
         if not on_lv and state.foreign:
             refuse_busy(state.root.busy if state.root else (), root, self.label)
-            stopped = move_aside(
-                b,
-                service,
-                self.units,
-                path=root,
-                backup=f"{root}.direct-lvm-backup-{observed.timestamp}",
-                why_stop=f"{self.label} must stop before {root} is moved aside",
-                why=f"{root} holds data that is not on {spec.ref} "
-                f"({', '.join(state.foreign)}); kept as a backup, never deleted",
-            )
+            stopped = take_over(b, observed, service, self.units, root, self.label, spec.ref)
         changed = write_changed(b, observed, files, f"{self.label}'s storage on its own LV")
         # also before the first start of the mount: a run stopped between writing the
         # unit and the reload left systemd without it
@@ -540,22 +562,14 @@ class LvRootPlugin(Plugin):
         )
         return on_lv, stopped, changed
 
-    def plan(
-        self,
-        b: PlanBuilder,
-        spec: Spec,
-        observed: Observed,
-        files: Mapping[str, str],
-        *,
-        restart: RestartMode,
-        grow_fs: bool,
-    ) -> None:
+    def plan(self, b: PlanBuilder, p: PlanInput) -> None:
+        spec, observed, files = p.spec, p.observed, p.files
         service = observed.runtime.service
         self.refuse_config(b, spec, observed.runtime, files)
         on_lv, stopped, _ = self.plan_storage(
-            b, spec, observed, files, service=service, grow_fs=grow_fs
+            b, spec, observed, files, service=service, grow_fs=p.grow_fs
         )
-        self.plan_restart(b, service, restart, moved=stopped or not on_lv, stopped=stopped)
+        self.plan_restart(b, p, moved=stopped or not on_lv, stopped=stopped)
 
     def refuse_config(
         self, b: PlanBuilder, spec: Spec, state: RuntimeState, files: Mapping[str, str]
@@ -563,15 +577,7 @@ class LvRootPlugin(Plugin):
         """Raise ConfigError when the runtime's own config would put its storage
         elsewhere (pure, before any step of the runtime's). Default: nothing to read."""
 
-    def plan_restart(
-        self,
-        b: PlanBuilder,
-        service: ServiceState | None,
-        restart: RestartMode,
-        *,
-        moved: bool,
-        stopped: bool,
-    ) -> None:
+    def plan_restart(self, b: PlanBuilder, p: PlanInput, *, moved: bool, stopped: bool) -> None:
         """The runtime's restart once its storage is in place (`moved`: the root was not
         on our LV before this plan; `stopped`: this plan stopped the runtime)."""
 
@@ -580,14 +586,8 @@ class LvRootPlugin(Plugin):
         differs from our storage (one process). Default: nothing to ask."""
         return []
 
-    def verify(
-        self,
-        spec: Spec,
-        lvm: LvmState,
-        *,
-        restarted: bool,
-        probed: RuntimeState | None = None,
-    ) -> tuple[str, ...]:
+    def verify(self, v: VerifyInput) -> tuple[str, ...]:
+        spec, lvm, restarted, probed = v.spec, v.lvm, v.restarted, v.probed
         problems = root_problems(
             lvm, spec.vg, spec.lv, spec.lv_path, self.root, quotas=False, probed=probed
         )

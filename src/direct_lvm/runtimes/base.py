@@ -13,9 +13,9 @@ What the engine does around you, in order (core.py):
     files = plugin.files(spec, state)              # + the LVM profile when plugin.thin
     observed = Observed(..., runtime=state)
     plan.plan(...)  ->  LVM steps (thin pool, or plugin.plan_lv for a plain LV), then
-                       plugin.plan(b, spec, observed, files, restart=..., grow_fs=...)
+                       plugin.plan(b, PlanInput(spec, observed, files, restart, grow_fs))
     plugin.check_changes(spec, state)              # only when the plan has steps
-    execute(steps); plugin.verify(spec, lvm, restarted=...)
+    execute(steps); plugin.verify(VerifyInput(spec, lvm, restarted))
 
 Rules for every member: pure planning (no I/O) in `plan`; reads only in `probe`; every
 command through run.py (argv lists); every file through render.py; every refusal a
@@ -83,6 +83,31 @@ def write_changed(
             b.write(f"{'missing' if current is None else 'differs'}: {what}", path, content)
             changed.add(path)
     return changed
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    """What a runtime's plan reads, all of it data: the config, what probe saw, the
+    rendered files (path -> content), how the runtime may be restarted, and whether the
+    plain LV grew so that its XFS must follow."""
+
+    spec: Spec
+    observed: Observed
+    files: Mapping[str, str]
+    restart: RestartMode
+    grow_fs: bool = False
+
+
+@dataclass(frozen=True)
+class VerifyInput:
+    """What verify reads: the config, the LVM report after apply, whether the plan
+    restarted the runtime and waited, and what probe found when nothing ran since (a
+    converged apply), so that verify reads no state again that probe already read."""
+
+    spec: Spec
+    lvm: LvmState
+    restarted: bool = False
+    probed: RuntimeState | None = None
 
 
 class Plugin(ABC):
@@ -170,48 +195,32 @@ class Plugin(ABC):
         runtimes). Pure, through render.py."""
 
     @abstractmethod
-    def plan(
-        self,
-        b: PlanBuilder,
-        spec: Spec,
-        observed: Observed,
-        files: Mapping[str, str],
-        *,
-        restart: RestartMode,
-        grow_fs: bool,
-    ) -> None:
+    def plan(self, b: PlanBuilder, p: PlanInput) -> None:
         """Append the runtime's steps after the LVM ones: refusals (a conflicting root in
         the runtime's own config, another mount at its root), the move-aside of storage
         that is not ours, the files that differ, daemon-reload, the mount, and the
-        restart per `restart` (NOW: restart and wait, Kind.RESTART; BOOT: never a
-        blocking start from cloud-init; NEVER: no start/stop of the runtime). `grow_fs`:
+        restart per `p.restart` (NOW: restart and wait, Kind.RESTART; BOOT: never a
+        blocking start from cloud-init; NEVER: no start/stop of the runtime). `p.grow_fs`:
         the plain LV grew and its XFS must follow (xfs_growfs through the mount). Pure:
-        everything comes from `observed`. A converged system must plan nothing."""
+        everything comes from `p.observed`. A converged system must plan nothing."""
 
     def plan_lv(
         self, b: PlanBuilder, spec: Spec, observed: Observed, vg: VG | None, vg_bytes: int
     ) -> bool:
         """Plain-LV runtimes: the LV and its XFS (create, mkfs, extend to data_percent of
         `vg` as it will be after growth; vg None: a new VG of vg_bytes). Returns whether
-        the XFS must grow (then `plan` gets grow_fs). Thin runtimes never get this call;
+        the XFS must grow (then `plan` gets p.grow_fs). Thin runtimes never get this call;
         plain-LV runtimes use `_lvroot.plan_lv`."""
         raise NotImplementedError(f"runtime {self.name} uses the thin pool")
 
     # ------------------------------------------------------------------ after apply
 
     @abstractmethod
-    def verify(
-        self,
-        spec: Spec,
-        lvm: LvmState,
-        *,
-        restarted: bool,
-        probed: RuntimeState | None = None,
-    ) -> tuple[str, ...]:
-        """Re-check the storage (pool or LV, mount) after apply, and, when `restarted`
+    def verify(self, v: VerifyInput) -> tuple[str, ...]:
+        """Re-check the storage (pool or LV, mount) after apply, and, when `v.restarted`
         (the plan restarted the runtime and waited), the runtime's own view (docker
         info, ctr plugins ls, podman info). Raise VerifyError naming each difference;
-        return the checks that passed, one line each. `probed`: what probe found, given
+        return the checks that passed, one line each. `v.probed`: what probe found, given
         when nothing ran since (a converged apply), so verify reads no state again that
         probe already read (a plain LV's mount: no second findmnt)."""
 
@@ -241,12 +250,7 @@ class Plugin(ABC):
         return []
 
     def reset_edit(
-        self,
-        path: str,
-        text: str,
-        *,
-        spec: Spec | None = None,
-        files: Mapping[str, str | None] | None = None,
+        self, path: str, text: str, spec: Spec, files: Mapping[str, str | None]
     ) -> ResetEdit | None:
         """A file this runtime edits rather than owns, or owns by another rule than the
         first line naming spec.ref: how reset treats it (`files`: every managed path's

@@ -15,9 +15,9 @@ from typing import Any
 from .._compat import toml_loads
 from ..errors import CommandError, ConfigError
 from ..model import Spec
-from ..observed import Observed, RuntimeState
+from ..observed import RuntimeState
 from ..pool import profile_path, verify_pool
-from ..probe import LvmState, Mount
+from ..probe import Mount
 from ..render import render, toml_str
 from ..run import run
 from ..steps import PlanBuilder
@@ -31,7 +31,7 @@ from ._systemd import (
     find_unit,
     unit_state,
 )
-from .base import Plugin, ResetEdit, ResetState, read_file, write_changed
+from .base import PlanInput, Plugin, ResetEdit, ResetState, VerifyInput, read_file, write_changed
 from .table import Runtime
 
 CONTAINERD_UNIT = "containerd.service"
@@ -398,16 +398,8 @@ class ContainerdDevmapper(Plugin):
         main, version = main_config(state.config, ctd.version if ctd is not None else None)
         return {FRAGMENT: fragment(spec, version), CONFIG: main, DROPIN: dropin(spec)}
 
-    def plan(
-        self,
-        b: PlanBuilder,
-        spec: Spec,
-        observed: Observed,
-        files: Mapping[str, str],
-        *,
-        restart: RestartMode,
-        grow_fs: bool,
-    ) -> None:
+    def plan(self, b: PlanBuilder, p: PlanInput) -> None:
+        observed, files, restart = p.observed, p.files, p.restart
         ct = observed.runtime.service
         health = observed.runtime.health
         changed = write_changed(b, observed, files, "containerd's devmapper snapshotter")
@@ -426,14 +418,9 @@ class ContainerdDevmapper(Plugin):
             why_boot="the running containerd must load the devmapper snapshotter (after boot)",
         )
 
-    def verify(
-        self,
-        spec: Spec,
-        lvm: LvmState,
-        *,
-        restarted: bool,
-        probed: RuntimeState | None = None,
-    ) -> tuple[str, ...]:
+    def verify(self, v: VerifyInput) -> tuple[str, ...]:
+        spec, lvm, restarted = v.spec, v.lvm, v.restarted
+
         def on_containerd() -> list[str]:
             status = devmapper_status()
             if status != "ok":
@@ -461,12 +448,7 @@ class ContainerdDevmapper(Plugin):
         )
 
     def reset_edit(
-        self,
-        path: str,
-        text: str,
-        *,
-        spec: Spec | None = None,
-        files: Mapping[str, str | None] | None = None,
+        self, path: str, text: str, spec: Spec, files: Mapping[str, str | None]
     ) -> ResetEdit | None:
         if path != CONFIG:
             return None

@@ -22,7 +22,8 @@ from ..render import render, toml_str
 from ..run import run
 from ..steps import PlanBuilder
 from ._lvroot import LvRootPlugin, mount_unit_name, probe_root_dir, read_text
-from ._systemd import RestartMode, ServiceState, converge_service
+from ._systemd import RestartMode, converge_service
+from .base import PlanInput
 from .table import Runtime
 
 ROOT = "/var/lib/containerd"
@@ -163,15 +164,8 @@ class ContainerdOverlayfs(LvRootPlugin):
                 "or choose another runtime",
             )
 
-    def plan_restart(
-        self,
-        b: PlanBuilder,
-        service: ServiceState | None,
-        restart: RestartMode,
-        *,
-        moved: bool,
-        stopped: bool,
-    ) -> None:
+    def plan_restart(self, b: PlanBuilder, p: PlanInput, *, moved: bool, stopped: bool) -> None:
+        service, restart = p.observed.runtime.service, p.restart
         converge_service(
             b,
             service,

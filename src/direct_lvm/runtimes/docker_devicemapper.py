@@ -11,9 +11,9 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..model import Spec
-from ..observed import Observed, RuntimeState
+from ..observed import RuntimeState
 from ..pool import profile_path, verify_pool
-from ..probe import LvmState, Mount
+from ..probe import Mount
 from ..render import render
 from ..steps import PlanBuilder
 from ._docker import (
@@ -38,7 +38,7 @@ from ._docker import (
 )
 from ._lvroot import move_aside
 from ._systemd import RestartMode, converge_service, daemon_reload
-from .base import Plugin, ResetEdit, ResetState, read_file, write_changed
+from .base import PlanInput, Plugin, ResetEdit, ResetState, VerifyInput, read_file, write_changed
 from .table import Runtime
 
 RESET_SUFFIX = "-reset"  # docker's state on a removed pool: BACKUP_PREFIX<time>-reset
@@ -99,16 +99,8 @@ class DockerDevicemapper(Plugin):
             DOCKER_DROPIN: devicemapper_dropin(docker.exec_start),
         }
 
-    def plan(
-        self,
-        b: PlanBuilder,
-        spec: Spec,
-        observed: Observed,
-        files: Mapping[str, str],
-        *,
-        restart: RestartMode,
-        grow_fs: bool,
-    ) -> None:
+    def plan(self, b: PlanBuilder, p: PlanInput) -> None:
+        spec, observed, files, restart = p.spec, p.observed, p.files, p.restart
         state = observed.runtime
         docker = state.service
         check_daemon_json(state.config)
@@ -151,14 +143,9 @@ class DockerDevicemapper(Plugin):
             why_boot="the running dockerd must pick up the pool (restarted after boot)",
         )
 
-    def verify(
-        self,
-        spec: Spec,
-        lvm: LvmState,
-        *,
-        restarted: bool,
-        probed: RuntimeState | None = None,
-    ) -> tuple[str, ...]:
+    def verify(self, v: VerifyInput) -> tuple[str, ...]:
+        spec, lvm, restarted = v.spec, v.lvm, v.restarted
+
         def pool_name(info: dict[str, Any]) -> list[str]:
             status = {k: v for k, v in info.get("DriverStatus") or []}
             if status.get("Pool Name") != spec.pool_dm_name:
@@ -174,12 +161,7 @@ class DockerDevicemapper(Plugin):
         return (profile_path(spec), DOCKER_ENV, DOCKER_DROPIN)
 
     def reset_edit(
-        self,
-        path: str,
-        text: str,
-        *,
-        spec: Spec | None = None,
-        files: Mapping[str, str | None] | None = None,
+        self, path: str, text: str, spec: Spec, files: Mapping[str, str | None]
     ) -> ResetEdit | None:
         if path != DOCKER_DROPIN or not text.startswith(DEVICEMAPPER_DROPIN_MARK):
             return None  # not our static drop-in: the usual rule (first line names the pool)

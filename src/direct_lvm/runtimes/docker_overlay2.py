@@ -14,12 +14,11 @@ from typing import Any
 from ..errors import VerifyError
 from ..model import Spec
 from ..observed import Observed, RuntimeState
-from ..probe import LvmState, Mount
+from ..probe import VG, LvmState, Mount
 from ..render import render
 from ..steps import PlanBuilder, Step
 from ..units import format_size, parse_size
 from ._docker import (
-    BACKUP_PREFIX,
     DAEMON_JSON,
     DOCKER_DROPIN,
     DOCKER_HOLD_UNITS,
@@ -37,18 +36,18 @@ from ._docker import (
 from ._lvroot import (
     WANTS_DIR,
     mount_unit_name,
-    move_aside,
-    plan_lv,
     plan_mount,
+    plan_plugin_lv,
     probe_lv,
     probe_root_dir,
     refuse_other_mount,
     reset_unmount,
     root_is_ours,
     root_problems,
+    take_over,
 )
 from ._systemd import RestartMode, converge_service, daemon_reload
-from .base import Plugin, ResetState, read_file, write_changed
+from .base import PlanInput, Plugin, ResetState, VerifyInput, read_file, write_changed
 from .table import Runtime
 
 MOUNT_UNIT = mount_unit_name(DOCKER_ROOT)  # var-lib-docker.mount
@@ -140,48 +139,19 @@ class DockerOverlay2(Plugin):
         return out
 
     def plan_lv(
-        self, b: PlanBuilder, spec: Spec, observed: Observed, vg: Any, vg_bytes: int
+        self, b: PlanBuilder, spec: Spec, observed: Observed, vg: VG | None, vg_bytes: int
     ) -> bool:
-        return plan_lv(
-            b,
-            vg_name=spec.vg,
-            lv_name=spec.lv,
-            lv_path=spec.lv_path,
-            data_percent=spec.data_percent,
-            lvm=observed.lvm,
-            root=observed.runtime.root,
-            vg=vg,
-            vg_bytes=vg_bytes,
-            runtime=self.name,
-            lv_field="overlay2.lv",
-        )
+        return plan_plugin_lv(self, b, spec, observed, vg, vg_bytes)
 
-    def plan(
-        self,
-        b: PlanBuilder,
-        spec: Spec,
-        observed: Observed,
-        files: Mapping[str, str],
-        *,
-        restart: RestartMode,
-        grow_fs: bool,
-    ) -> None:
+    def plan(self, b: PlanBuilder, p: PlanInput) -> None:
+        spec, observed, files, restart, grow_fs = p.spec, p.observed, p.files, p.restart, p.grow_fs
         state = observed.runtime
         docker = state.service
         check_daemon_json(state.config, ("data-root", "graph"))
         on_lv = refuse_other_mount(state.root, DOCKER_ROOT, spec.lv_path, self.name)
         stopped = False
         if not on_lv and state.foreign:
-            stopped = move_aside(
-                b,
-                docker,
-                self.units,
-                path=DOCKER_ROOT,
-                backup=f"{BACKUP_PREFIX}{observed.timestamp}",
-                why_stop=f"docker must stop before {DOCKER_ROOT} is moved aside",
-                why=f"{DOCKER_ROOT} holds data that is not on {spec.vg}/{spec.lv} "
-                f"({', '.join(state.foreign)}); kept as a backup, never deleted",
-            )
+            stopped = take_over(b, observed, docker, self.units, DOCKER_ROOT, "docker", spec.ref)
         changed = write_changed(b, observed, files, "docker's storage on its own LV")
         daemon_reload(b, bool(changed), docker, "systemd must read the new units")
         stopped = plan_mount(
@@ -216,14 +186,8 @@ class DockerOverlay2(Plugin):
             why_start_after_stop="docker was running; it starts again on its LV (after boot)",
         )
 
-    def verify(
-        self,
-        spec: Spec,
-        lvm: LvmState,
-        *,
-        restarted: bool,
-        probed: RuntimeState | None = None,
-    ) -> tuple[str, ...]:
+    def verify(self, v: VerifyInput) -> tuple[str, ...]:
+        spec, lvm, restarted, probed = v.spec, v.lvm, v.restarted, v.probed
         ref = spec.ref
         if lvm.lv(spec.vg, spec.lv) is None or lvm.vg(spec.vg) is None:
             raise VerifyError(f"{ref} does not exist after apply", "see the log above")

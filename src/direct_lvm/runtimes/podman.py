@@ -25,6 +25,7 @@ from ..run import run
 from ..steps import Kind, PlanBuilder
 from ._lvroot import LvRootPlugin, mount_unit_name, probe_root_dir, read_text
 from ._systemd import RestartMode, ServiceState, dpkg_version, unit_state
+from .base import PlanInput
 from .table import Runtime
 
 ROOT = "/var/lib/containers/storage"
@@ -138,15 +139,8 @@ class Podman(LvRootPlugin):
             )
         b.fact(f"{STORAGE_CONF} is not direct-lvm's and agrees (graphroot {ROOT}); kept")
 
-    def plan_restart(
-        self,
-        b: PlanBuilder,
-        service: ServiceState | None,
-        restart: RestartMode,
-        *,
-        moved: bool,
-        stopped: bool,
-    ) -> None:
+    def plan_restart(self, b: PlanBuilder, p: PlanInput, *, moved: bool, stopped: bool) -> None:
+        restart = p.restart
         # podman itself is a command: only its API socket, when a takeover stopped it
         if not stopped or restart is RestartMode.NEVER:
             return
