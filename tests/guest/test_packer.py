@@ -345,7 +345,12 @@ def test_artifact_has_no_pool_no_runtime_storage_no_bake_state(baked, tmp_path):
     root = Ext4Image(baked.disk, tmp_path / "root.raw")
     assert root.ls("/var/lib/docker") == [], "docker initialized storage during the bake"
     assert not root.exists("/etc/lvm/profile/docker-thinpool.profile")
-    assert not root.exists("/etc/systemd/system/docker.service.d/direct-lvm.conf")
+    # no pool's storage options: they come at first boot, in the env file that the static
+    # drop-in image-setup baked reads (so that boot needs no daemon-reload)
+    assert not root.exists("/etc/direct-lvm/docker-storage.env")
+    dropin = root.read("/etc/systemd/system/docker.service.d/direct-lvm.conf")
+    assert "EnvironmentFile=-/etc/direct-lvm/docker-storage.env" in dropin
+    assert "dm.thinpooldev" not in dropin and "--storage-driver" not in dropin
     # image-setup's files, and the runtime enabled (not started: see above)
     assert root.exists("/etc/cloud/cloud.cfg.d/90_direct_lvm.cfg")
     assert root.exists("/etc/systemd/system/docker.service.d/10-direct-lvm-order.conf")
