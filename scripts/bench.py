@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -133,15 +132,7 @@ def _boot_once(name: str, image: GuestImage, job: Path, out: Path, *, disks: lis
 def _died_before_job(result: JobResult) -> bool:
     """Retry once, as the guest tests do: the guest kernel panicked or oopsed before the
     job started (seen under TCG on a loaded host: init killed by a page fault at 14 s)."""
-    if result.verdict == 0 or result.job_start_s is not None:
-        return False
-    try:
-        console = result.console_log.read_text(errors="replace")
-    except FileNotFoundError:
-        return False
-    return bool(re.search(r"Kernel panic|\bOops\b|BUG: kernel|\bint3\b", console)) and (
-        "[bench guest" not in console
-    )
+    return result.died_before_job(r"Kernel panic|\bOops\b|BUG: kernel|\bint3\b", r"\[bench guest")
 
 
 def _echo_guest_progress(console: Path, seen: int) -> int:

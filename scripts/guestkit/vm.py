@@ -81,6 +81,18 @@ class JobResult:
     def console_tail(self, lines: int = 40) -> str:
         return tail(self.console_log, lines)
 
+    def died_before_job(self, crash: str, ours: str) -> bool:
+        """The guest failed before its job started, with a console that matches the
+        regex `crash` and not `ours` (a sign the job's own work had begun): the one
+        boot a caller may retry, once. Any later failure is a result."""
+        if self.verdict == 0 or self.job_start_s is not None:
+            return False
+        try:
+            console = self.console_log.read_text(errors="replace")
+        except FileNotFoundError:
+            return False
+        return bool(re.search(crash, console)) and not re.search(ours, console)
+
     def summary(self) -> str:
         parts = [f"verdict={self.verdict}", f"qemu_status={self.qemu_status}",
                  f"duration={self.duration_s:.1f}s"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -189,15 +188,7 @@ def early_kernel_oops(result: JobResult) -> bool:
     """A boot to retry, once: the guest kernel oopsed before the job started and before
     direct-lvm ran (seen with trixie's 6.12 kernel under TCG with 2 vCPUs: an int3 in
     set_next_task_fair as systemd attaches its BPF LSM). Any later failure is a result."""
-    if result.verdict == 0 or result.job_start_s is not None:
-        return False
-    try:
-        console = result.console_log.read_text(errors="replace")
-    except FileNotFoundError:
-        return False
-    return bool(re.search(r"\bOops\b|\bint3\b|BUG: kernel", console)) and not re.search(
-        r"direct[-_]lvm", console
-    )
+    return result.died_before_job(r"\bOops\b|\bint3\b|BUG: kernel", r"direct[-_]lvm")
 
 
 def nocloud_seed(path: Path, user_data: str, instance_id: str) -> Path:
