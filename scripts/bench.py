@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from guestkit.deb import build_deb  # noqa: E402
 from guestkit.image import build_image  # noqa: E402
+from guestkit.jobdisk import nocloud_seed  # noqa: E402
 from guestkit.model import GuestImage  # noqa: E402
 from guestkit.qmp import hotplug_scsi_disk  # noqa: E402
 from guestkit.vm import Disk, JobResult, blank_disk, qcow2_disk, start_job  # noqa: E402
@@ -524,7 +525,7 @@ def main() -> int:
     ci: list[Boot] = []
     scale: Boot | None = None
     if compare.ok and "cloudinit" not in skip:
-        seed = nocloud_seed(work / "seed.img")
+        seed = bench_seed(work / "seed.img")
         ci_disks = [Disk(blank_disk(work / "ci.raw", "4G"), serial="benchci"),
                     Disk(seed, serial="cidata", readonly=True)]  # fmt: skip
         for n, mode in enumerate(("ci1", "ci2"), start=2):
@@ -586,20 +587,10 @@ def main() -> int:
     return 1 if failed else 0
 
 
-def nocloud_seed(path: Path) -> Path:
-    """A NoCloud seed (vfat labelled cidata) whose user-data carries the direct_lvm key."""
-    src = path.with_suffix(".d")
-    src.mkdir(parents=True, exist_ok=True)
-    (src / "user-data").write_text(
-        "#cloud-config\ndirect_lvm:\n  devices: [/dev/disk/by-id/virtio-benchci]\n"
-    )
-    (src / "meta-data").write_text("instance-id: iid-bench-1\nlocal-hostname: dl-bench\n")
-    with path.open("wb") as fh:
-        fh.truncate(8 << 20)
-    subprocess.run(["mkfs.vfat", "-n", "cidata", str(path)], check=True, capture_output=True)
-    subprocess.run(["mcopy", "-i", str(path), str(src / "user-data"), str(src / "meta-data"),
-                    "::/"], check=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"})  # fmt: skip
-    return path
+def bench_seed(path: Path) -> Path:
+    """A NoCloud seed whose user-data carries the direct_lvm key."""
+    user_data = "#cloud-config\ndirect_lvm:\n  devices: [/dev/disk/by-id/virtio-benchci]\n"
+    return nocloud_seed(path, user_data, "iid-bench-1", hostname="dl-bench")
 
 
 if __name__ == "__main__":

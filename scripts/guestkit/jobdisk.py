@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -46,3 +48,17 @@ def copy_out(image: Path, out_dir: Path) -> list[Path]:
             shutil.move(entry, target)
             copied.append(target)
     return copied
+
+
+def nocloud_seed(path: Path, user_data: str, instance_id: str, hostname: str = "dl-guest") -> Path:
+    """A NoCloud seed disk: vfat labelled cidata with user-data and meta-data."""
+    src = path.with_suffix(".d")
+    src.mkdir(parents=True, exist_ok=True)
+    (src / "user-data").write_text(user_data)
+    (src / "meta-data").write_text(f"instance-id: {instance_id}\nlocal-hostname: {hostname}\n")
+    with path.open("wb") as f:
+        f.truncate(8 << 20)
+    subprocess.run(["mkfs.vfat", "-n", "cidata", str(path)], check=True, capture_output=True)
+    subprocess.run(["mcopy", "-i", str(path), str(src / "user-data"), str(src / "meta-data"),
+                    "::/"], check=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"})  # fmt: skip
+    return path

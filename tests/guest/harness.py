@@ -8,7 +8,6 @@ import ast
 import json
 import os
 import shutil
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from guestkit.image import GuestImage
+from guestkit.jobdisk import nocloud_seed as nocloud_seed
 from guestkit.vm import Disk, JobResult, RunningJob, run_job, start_job
 
 HERE = Path(__file__).resolve().parent
@@ -189,17 +189,3 @@ def early_kernel_oops(result: JobResult) -> bool:
     direct-lvm ran (seen with trixie's 6.12 kernel under TCG with 2 vCPUs: an int3 in
     set_next_task_fair as systemd attaches its BPF LSM). Any later failure is a result."""
     return result.died_before_job(r"\bOops\b|\bint3\b|BUG: kernel", r"direct[-_]lvm")
-
-
-def nocloud_seed(path: Path, user_data: str, instance_id: str) -> Path:
-    """A NoCloud seed disk: vfat labelled cidata with user-data and meta-data."""
-    src = path.with_suffix(".d")
-    src.mkdir(parents=True, exist_ok=True)
-    (src / "user-data").write_text(user_data)
-    (src / "meta-data").write_text(f"instance-id: {instance_id}\nlocal-hostname: dl-guest\n")
-    with path.open("wb") as f:
-        f.truncate(8 << 20)
-    subprocess.run(["mkfs.vfat", "-n", "cidata", str(path)], check=True, capture_output=True)
-    subprocess.run(["mcopy", "-i", str(path), str(src / "user-data"), str(src / "meta-data"),
-                    "::/"], check=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"})  # fmt: skip
-    return path
