@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import OWNER_TAG, runtimes
@@ -23,7 +23,15 @@ from .steps import Action as Action
 from .steps import Kind, PlanBuilder
 from .steps import Plan as Plan
 from .steps import Step as Step
-from .units import MIB, PV_PE_START, auto_metadata_size, format_size, human, round_up
+from .units import (
+    MAX_METADATA,
+    MIB,
+    PV_PE_START,
+    auto_metadata_size,
+    format_size,
+    human,
+    round_up,
+)
 
 # lvm2 defaults for a new VG on a whole device: PV_PE_START before the first extent,
 # 4 MiB extents.
@@ -273,6 +281,9 @@ def plan(
 
     pool = lvm.lv(spec.vg, spec.pool)
     thick = not rt.thin  # a plain LV at the runtime's root, no thin pool
+    if pool is not None and vg is not None and not thick and half_made_pool(pool):
+        vg = _remove_half_made_pool(b, spec, vg, pool)
+        pool = None
     grow_fs = False  # a plain LV: its XFS must grow to the LV's size
     if vg is None:
         extent, extents = estimate_vg(observed.devices)
@@ -308,6 +319,31 @@ def plan(
     runtime_steps = len(b.steps) - before
     _record_choices(b, spec, observed)
     return b.build(runtime_steps)
+
+
+def half_made_pool(lv: LV) -> bool:
+    """What `lvcreate --type thin-pool` leaves when it is stopped (power loss, kill) after
+    its first metadata commit: the pool's name on a plain linear LV of the metadata's size,
+    carrying the tag lvcreate was given (lvm2's create_pool: "If killed here, only the
+    VISIBLE striped pool LV is left and user could easily remove it"). Ours by the tag,
+    never more than metadata can be, closed: it holds nothing but zeroed metadata."""
+    return (
+        lv.owned
+        and lv.attr[:1] == "-"
+        and lv.segtype in ("linear", "striped", "")
+        and lv.size <= MAX_METADATA
+        and lv.attr[5:6] != "o"
+    )
+
+
+def _remove_half_made_pool(b: PlanBuilder, spec: Spec, vg: VG, lv: LV) -> VG:
+    b.run(
+        f"{spec.vg}/{spec.pool} is a {human(lv.size)} plain LV tagged {OWNER_TAG}: what an "
+        "lvcreate of the pool leaves when it is stopped midway; removed and created again",
+        "lvremove", "--yes", f"{spec.vg}/{spec.pool}", kind=Kind.LVM,
+    )  # fmt: skip
+    freed = lv.size // vg.extent_size if vg.extent_size else 0
+    return replace(vg, free=vg.free + lv.size, free_count=vg.free_count + freed)
 
 
 def _fit_existing(spec: Spec, vg: VG, s: Sizing) -> Sizing:

@@ -362,3 +362,46 @@ def test_a_baked_dropin_needs_no_daemon_reload(blank_disk, restart):
     docker_steps = [st.path or st.argv for st in p.steps
                     if st.path in ours or st.argv[:1] == ("systemctl",)]  # fmt: skip
     assert docker_steps == [DOCKER_ENV, ("systemctl", "restart", "docker.service")]
+
+
+def _vg_with(s, *lvs, used=0):
+    lvm = converged_lvm(s)
+    vg = lvm.vgs[0]
+    left = VG(vg.name, vg.uuid, vg.size, vg.size - used, vg.extent_size, vg.extent_count,
+              vg.extent_count - used // vg.extent_size, vg.tags)  # fmt: skip
+    return LvmState(lvm.pvs, (left,), tuple(lvs))
+
+
+def _plain(s, name, *, tags=frozenset({OWNER_TAG}), size=8 << 20, attr="-wi-a-----"):
+    return LV(s.vg, name, "lv-uuid", attr, size, 0, None, None, s.profile_name, tags, "",
+              "linear")  # fmt: skip
+
+
+def test_pool_half_made_by_a_stopped_lvcreate_is_removed_and_created_again():
+    """A power-off inside `lvcreate --type thin-pool` leaves the pool's name on a plain
+    metadata-sized LV carrying our tag (seen in CI's power-off test)."""
+    s = mkspec()
+    spare = _plain(s, "[lvol0_pmspare]", tags=frozenset(), attr="ewi-------")
+    lvm = _vg_with(s, _plain(s, s.pool), spare, used=16 << 20)
+    obs = make_observed(lvm, {}, dict(core_files(s)), docker())
+    p = plan(s, obs, core_files(s))
+    assert [st.argv[:2] for st in p.steps[:2]] == [("lvremove", "--yes"), ("lvcreate", "--yes")]
+    assert p.steps[0].argv[-1] == f"{s.vg}/{s.pool}"
+    assert "stopped midway" in p.steps[0].reason
+
+
+@pytest.mark.parametrize(
+    "lv_kw",
+    [
+        {"tags": frozenset()},  # not ours: the user's LV of that name
+        {"attr": "-wi-ao----"},  # open: something uses it
+        {"size": 32 * GIB},  # bigger than thin metadata can be: not lvcreate's leftover
+    ],
+    ids=["untagged", "open", "too-big"],
+)
+def test_plain_lv_with_the_pools_name_is_still_refused(lv_kw):
+    s = mkspec()
+    lvm = _vg_with(s, _plain(s, s.pool, **lv_kw), used=8 << 20)
+    obs = make_observed(lvm, {}, dict(core_files(s)), docker())
+    with pytest.raises(RefusedError, match="exists but is not a thin pool"):
+        plan(s, obs, core_files(s))
