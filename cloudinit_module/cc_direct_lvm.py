@@ -13,9 +13,11 @@ starting on other storage."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from cloudinit.settings import PER_ALWAYS
+
+TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
+if TYPE_CHECKING:
+    from typing import Any
 
 # No `schema` attribute (cloud-init rejects modules that define one) and no
 # activate_by_schema_keys: the config may come from a file instead of the key.

@@ -10,12 +10,15 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from . import core
 from .errors import DirectLvmError
 from .probe import udev_settle
 from .render import remember
+
+TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger("direct_lvm")
 

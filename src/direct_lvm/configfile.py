@@ -11,12 +11,15 @@ import os
 import stat
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import ConfigError
+
+TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
+if TYPE_CHECKING:
+    from typing import Any
 
 # A direct_lvm config is a few hundred bytes; a megabyte is certainly the wrong file.
 MAX_CONFIG_BYTES = 1 << 20

@@ -12,9 +12,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from . import runtimes
 from .configfile import read_config_if_present
@@ -29,15 +26,23 @@ from .pool import profile_path as profile_path
 from .probe import Block, LvmState, probe_block, probe_lvm, probe_mounts
 from .run import run
 from .runtimes._docker import DOCKER_HOLD_UNITS, backups
-from .runtimes._lvroot import volumes as lv_volumes
 from .runtimes._systemd import RestartMode
 from .runtimes.base import VerifyInput
 from .runtimes.base import read_file as read_file
 from .spec import CONFIG_KEY, parse_text
 from .spec import from_mapping as spec_from_mapping
-from .status import PoolStatus, PvStatus, VolumeStatus
 from .steps import FILE_MODE, Action, Kind
 from .units import dm_name, human
+
+# Imported where used, not here: status (its dataclasses), the plain-LV runtimes' shared
+# module and PyYAML's lenient read serve status, a plain-LV runtime or a failure, and a
+# converged run of a thin-pool runtime needs none of them (issue 13: imports on the hot
+# path). `typing` is for the type checker only (mypy reads TYPE_CHECKING as True).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .status import PoolStatus, PvStatus, VolumeStatus
 
 log = logging.getLogger("direct_lvm")
 
@@ -266,6 +271,8 @@ def pool_warnings(p: PoolStatus) -> list[str]:
 def pv_identity(lvm: LvmState, vg: str, block: Block) -> tuple[PvStatus, ...]:
     """Each PV of vg: size, serial, WWN, by-id links, and which devices entry chose it
     and why (from the record apply keeps)."""
+    from .status import PvStatus
+
     tree, links = block
     record = device_record(read_file(DEVICE_RECORD))
     out = []
@@ -289,6 +296,8 @@ def pv_identity(lvm: LvmState, vg: str, block: Block) -> tuple[PvStatus, ...]:
 
 def volumes() -> list[VolumeStatus]:
     """The plain LVs of the runtimes that use one, and where each is mounted (status)."""
+    from .runtimes._lvroot import volumes as lv_volumes
+
     roots = [r for name in runtimes.Runtime if (r := runtimes.get(name).root)]
     return lv_volumes(probe_lvm(), probe_mounts(), roots)
 
@@ -297,6 +306,8 @@ def status(lvm: LvmState | None = None, block: Block | None = None) -> list[Pool
     """One entry per thin pool in a VG direct-lvm owns, with its PVs' identity and the
     backups of docker's earlier storage that a takeover kept, and warnings when it is
     filling up with no room left to extend."""
+    from .status import PoolStatus
+
     kept = tuple(backups())
     if lvm is None:
         lvm = probe_lvm()
@@ -356,6 +367,8 @@ DOCKER_UNITS = DOCKER_HOLD_UNITS
 def _lenient_yaml(text: str) -> object:
     """The direct_lvm mapping of a config file that failed validation, if YAML can read
     it at all (only to tell which runtime to hold back)."""
+    import yaml  # only after a failure
+
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError:

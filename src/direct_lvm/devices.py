@@ -11,11 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from .errors import ConfigError
 from .probe import BlockDevice
 from .units import format_size, human
+
+TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
+if TYPE_CHECKING:
+    from typing import Any
 
 BY_ID = "/dev/disk/by-id/"
 SELECTOR_KEYS = ("id", "serial", "wwn", "size", "min_size", "max_size", "first_empty")

@@ -13,7 +13,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .devices import BY_ID, Choice, Selection, Selector, id_name, select
 from .errors import RefusedError
@@ -29,6 +28,10 @@ from .probe import (
     udev_settle,
     with_signatures,
 )
+
+TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger("direct_lvm")
 

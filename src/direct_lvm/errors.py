@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
-from typing import Any
+
+TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class DirectLvmError(Exception):

@@ -4,11 +4,14 @@ only holds the result, so the runtimes can name Spec without importing the parse
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from .devices import Selector
 from .runtimes.table import Runtime
 from .units import dm_name
+
+TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
 from . import OWNER_TAG, runtimes
 from .errors import ConfigError, RefusedError
@@ -32,6 +31,10 @@ from .units import (
     human,
     round_up,
 )
+
+TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
+if TYPE_CHECKING:
+    from typing import Any
 
 # lvm2 defaults for a new VG on a whole device: PV_PE_START before the first extent,
 # 4 MiB extents.

@@ -9,12 +9,15 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from . import OWNER_TAG
 from .errors import CommandError
 from .run import run
 from .units import PV_PE_START, human
+
+TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger("direct_lvm")
 

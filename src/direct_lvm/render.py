@@ -18,9 +18,11 @@ import os
 import re
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
 if TYPE_CHECKING:
+    from typing import Any
+
     import jinja2
 
 _PKG = Path(__file__).resolve().parent

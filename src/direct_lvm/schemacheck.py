@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any, Callable
+
+TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+    Path = tuple[Any, ...]
 
 # Keywords that validate (implemented below) and those that only annotate.
 ANNOTATIONS = frozenset(
     {"$schema", "$id", "title", "description", "default", "examples", "definitions"}
 )
-Path = tuple[Any, ...]
 
 
 class SchemaError:
@@ -102,7 +106,8 @@ def is_type(instance: Any, kind: str) -> bool:
     raise ValueError(f"unknown JSON Schema type {kind!r}")
 
 
-Check = Callable[["Validator", Any, Any, dict[str, Any], Path], Iterator[SchemaError]]
+if TYPE_CHECKING:
+    Check = Callable[["Validator", Any, Any, dict[str, Any], Path], Iterator[SchemaError]]
 
 
 class Validator:

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from yaml.nodes import Node
 
@@ -32,6 +31,10 @@ from .units import (
     lvm_name_problem,
     parse_size,
 )
+
+TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
+if TYPE_CHECKING:
+    from typing import Any
 
 CONFIG_KEY = "direct_lvm"
 

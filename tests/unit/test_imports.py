@@ -93,3 +93,110 @@ def test_without_the_record_the_same_run_renders_with_jinja2(own_python, tmp_pat
         )  # fmt: skip
     )
     assert "jinja2" in json.loads(out.splitlines()[-1])["modules"]
+
+
+# A converged docker-devicemapper run past its probes: the adapters and the boot path
+# imported, the config read and validated, the files rendered from the record, the plan
+# made from a converged state (empty) and verified; the probes' own modules are imported
+# (their commands are the guest's to run).
+CONVERGED_RUN = """
+import json, sys
+cloudinit = type(sys)("cloudinit")
+settings = type(sys)("cloudinit.settings")
+settings.PER_ALWAYS = "always"
+cloudinit.settings = settings
+sys.modules["cloudinit"], sys.modules["cloudinit.settings"] = cloudinit, settings
+sys.path.insert(0, {module_dir!r})
+import cc_direct_lvm
+import direct_lvm.bootpath
+import direct_lvm.cli
+from direct_lvm import OWNER_TAG, core, render, spec
+from direct_lvm.observed import Observed, RuntimeState
+from direct_lvm.plan import plan
+from direct_lvm.probe import LV, PV, VG, LvmState
+from direct_lvm.runtimes._systemd import ServiceState
+s = spec.load_file({config!r})
+render.remember({record!r})
+GIB, EXT = 1 << 30, 4 << 20
+lvm = LvmState(
+    pvs=(PV("/dev/vdb", "pv-uuid", s.vg, 4 * GIB, 4 * GIB - EXT),),
+    vgs=(VG(s.vg, "vg-uuid", 4 * GIB - EXT, 201 * EXT, EXT, 1023, 201, frozenset({{OWNER_TAG}})),),
+    lvs=(LV(s.vg, s.pool, "lv-uuid", "twi-a-tz--", 818 * EXT, 8 << 20, 0.0, 10.0, s.profile_name,
+            frozenset({{OWNER_TAG}}), "queue", "thin-pool", s.chunk_size, False, "monitored"),),
+)
+docker = ServiceState("docker.service", True, (20, 10), "Docker version 20.10.24", True,
+                      ("dockerd", "--storage-opt=dm.thinpooldev=" + s.pool_path), {exec_start!r})
+runtime = RuntimeState(service=docker)
+files = core.desired_files(s, runtime)
+the_plan = plan(s, Observed(lvm, {{}}, dict(files), runtime), files)
+checks = core.verify(s, lvm, restarted=False, probed=runtime)
+print(json.dumps({{"empty": the_plan.empty, "checks": list(checks),
+                  "modules": sorted(sys.modules)}}))
+"""
+
+# What a converged docker-devicemapper run does not need (issue 13): status and the
+# plain-LV runtimes' module (imported where used), the other runtimes' plugins, the
+# commands' own modules, `typing` (annotations only), and the libraries above.
+NOT_ON_THE_CONVERGED_PATH = (
+    "typing",
+    "argparse",
+    "tempfile",
+    "direct_lvm.status",
+    "direct_lvm.runtimes._lvroot",
+    "direct_lvm.runtimes.docker_overlay2",
+    "direct_lvm.runtimes.containerd_devmapper",
+    "direct_lvm.runtimes.containerd_overlayfs",
+    "direct_lvm.runtimes.podman",
+    "direct_lvm.reset",
+    "direct_lvm.report",
+    "direct_lvm.image",
+    "direct_lvm.envs",
+    "direct_lvm.clidoc",
+    *UNUSED_WHEN_CONVERGED,
+)
+
+
+def test_a_converged_devicemapper_run_imports_only_what_it_uses(own_python, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("direct_lvm:\n  devices: [/dev/vdb]\n")
+    record = str(tmp_path / "rendered.json")
+    render.remember(record)
+    docker = ServiceState("docker.service", True, (20, 10), exec_start=EXEC)
+    core.desired_files(spec.load_file(config), RuntimeState(service=docker))  # the record
+    out = own_python(
+        CONVERGED_RUN.format(
+            module_dir=str(ROOT / "cloudinit_module"),
+            config=str(config),
+            record=record,
+            exec_start=EXEC,
+        )  # fmt: skip
+    )
+    result = json.loads(out.splitlines()[-1])
+    assert result["empty"] and result["checks"]  # converged, and verified
+    modules = set(result["modules"])
+    assert sorted(modules & set(NOT_ON_THE_CONVERGED_PATH)) == []
+    assert sorted(m for m in modules if m.split(".")[0] in UNUSED_WHEN_CONVERGED) == []
+    # it did work: the plugin, the plan and the validation were imported
+    assert {"direct_lvm.runtimes.docker_devicemapper", "direct_lvm.plan"} <= modules
+    assert "direct_lvm.schemacheck" in modules
+
+
+def test_a_plain_lv_runtime_brings_the_modules_left_off_back(own_python, tmp_path):
+    """The check above can fail: the same child, then docker-overlay2's plugin (a plain
+    LV: it uses _lvroot, which uses status), imports what the check looks for."""
+    config = tmp_path / "config.yaml"
+    config.write_text("direct_lvm:\n  devices: [/dev/vdb]\n")
+    record = str(tmp_path / "rendered.json")
+    render.remember(record)
+    docker = ServiceState("docker.service", True, (20, 10), exec_start=EXEC)
+    core.desired_files(spec.load_file(config), RuntimeState(service=docker))
+    child = CONVERGED_RUN.format(
+        module_dir=str(ROOT / "cloudinit_module"),
+        config=str(config),
+        record=record,
+        exec_start=EXEC,
+    )  # fmt: skip
+    overlay2 = "from direct_lvm import runtimes\nruntimes.get('docker-overlay2')\n"
+    child = child.replace("print(json.dumps(", overlay2 + "print(json.dumps(", 1)
+    modules = set(json.loads(own_python(child).splitlines()[-1])["modules"])
+    assert {"direct_lvm.runtimes._lvroot", "direct_lvm.status"} <= modules

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import importlib
 from functools import cache
-from typing import TYPE_CHECKING
 
 from .table import TABLE as TABLE
 from .table import Runtime as Runtime
 
+TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
 if TYPE_CHECKING:
     from .base import Plugin
 

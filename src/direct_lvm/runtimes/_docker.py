@@ -11,11 +11,14 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from ..errors import ConfigError
 from ..run import run
 from ._systemd import ServiceState, dpkg_version, find_unit, unit_exec_start, unit_state
+
+TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
+if TYPE_CHECKING:
+    from typing import Any
 
 DOCKER_UNIT = "docker.service"
 DOCKER_DROPIN = "/etc/systemd/system/docker.service.d/direct-lvm.conf"

@@ -28,9 +28,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
 
+TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
 if TYPE_CHECKING:
+    from typing import Any, ClassVar
+
     from ..model import Spec
     from ..observed import Observed, RuntimeState
     from ..probe import VG, LvmState, Mount

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
 from ..errors import ConfigError
 from ..model import Spec
@@ -36,10 +35,13 @@ from ._docker import (
     require_exec_start,
     with_version,
 )
-from ._lvroot import move_aside
 from ._systemd import RestartMode, converge_service, daemon_reload
 from .base import PlanInput, Plugin, ResetEdit, ResetState, VerifyInput, read_file, write_changed
 from .table import Runtime
+
+TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
+if TYPE_CHECKING:
+    from typing import Any
 
 RESET_SUFFIX = "-reset"  # docker's state on a removed pool: BACKUP_PREFIX<time>-reset
 
@@ -106,6 +108,9 @@ class DockerDevicemapper(Plugin):
         check_daemon_json(state.config)
         stopped = False
         if state.foreign:
+            # here: _lvroot (the plain-LV runtimes' module) is not on a converged path
+            from ._lvroot import move_aside
+
             stopped = move_aside(
                 b,
                 docker,
