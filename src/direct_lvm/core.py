@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import runtimes
+from ._record import Record
 from .configfile import read_config_if_present
 from .discover import find_devices
 from .errors import DirectLvmError
@@ -131,8 +132,8 @@ def execute(steps: tuple[Step, ...], *, after_step: AfterStep | None = None) -> 
             after_step(k, step)
 
 
-@dataclass(frozen=True)
-class ApplyResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class ApplyResult(Record):
     plan: Plan
     verified: tuple[str, ...]
     seconds: float

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ._record import Record
 from .errors import ConfigError
 from .probe import BlockDevice
 from .units import format_size, human
@@ -24,8 +25,8 @@ BY_ID = "/dev/disk/by-id/"
 SELECTOR_KEYS = ("id", "serial", "wwn", "size", "min_size", "max_size", "first_empty")
 
 
-@dataclass(frozen=True)
-class Selector:
+@dataclass(frozen=True, eq=False, repr=False)
+class Selector(Record):
     id: str = ""
     serial: str = ""
     wwn: str = ""
@@ -114,8 +115,8 @@ def not_empty(dev: BlockDevice, pv_vg: str | None) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Choice:
+@dataclass(frozen=True, eq=False, repr=False)
+class Choice(Record):
     label: str  # the config entry (a path, or a selector's label)
     real: str  # the kernel device node
     reason: str  # why this device
@@ -125,8 +126,8 @@ class Choice:
     size: int = 0
 
 
-@dataclass(frozen=True)
-class Selection:
+@dataclass(frozen=True, eq=False, repr=False)
+class Selection(Record):
     chosen: tuple[Choice, ...]
     missing: tuple[str, ...]  # entries nothing matched (yet)
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._record import Record
 from .devices import BY_ID, Choice, Selection, Selector, id_name, select
 from .errors import RefusedError
 from .model import Spec
@@ -38,8 +39,8 @@ log = logging.getLogger("direct_lvm")
 PROGRESS_EVERY = 5.0
 
 
-@dataclass(frozen=True)
-class Found:
+@dataclass(frozen=True, eq=False, repr=False)
+class Found(Record):
     lvm: LvmState
     choices: tuple[Choice, ...]
     new: dict[str, BlockDevice]  # label -> device not yet a PV of our VG (with signatures)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._record import Record
 from .devices import Selector
 from .runtimes.table import Runtime
 from .units import dm_name
@@ -14,8 +15,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-@dataclass(frozen=True)
-class Autoextend:
+@dataclass(frozen=True, eq=False, repr=False)
+class Autoextend(Record):
     threshold: int
     percent: int
 
@@ -24,8 +25,8 @@ class Autoextend:
         return self.threshold < 100
 
 
-@dataclass(frozen=True)
-class Spec:
+@dataclass(frozen=True, eq=False, repr=False)
+class Spec(Record):
     runtime: Runtime
     devices: tuple[str, ...]  # labels: a path, or a selector's label (see selectors)
     vg: str

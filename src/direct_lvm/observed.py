@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ._record import Record
 from .devices import Choice
 from .probe import BlockDevice, LvmState, Mount
 from .runtimes._systemd import ServiceState
@@ -15,8 +16,8 @@ from .runtimes._systemd import ServiceState
 OURS = "ours"
 
 
-@dataclass(frozen=True)
-class RootState:
+@dataclass(frozen=True, eq=False, repr=False)
+class RootState(Record):
     """A plain-LV runtime's root directory and LV (runtimes/_lvroot.py probes it)."""
 
     mount: str = ""  # what is mounted at the root: "" nothing, OURS, else "<source> (<fstype>)"
@@ -27,8 +28,8 @@ class RootState:
     at_root: Mount | None = None  # what findmnt found mounted at the root (None: nothing)
 
 
-@dataclass(frozen=True)
-class RuntimeState:
+@dataclass(frozen=True, eq=False, repr=False)
+class RuntimeState(Record):
     """One runtime as its plugin's probe found it. Fields a runtime does not use stay at
     their defaults."""
 
@@ -39,8 +40,8 @@ class RuntimeState:
     root: RootState | None = None  # plain-LV runtimes only
 
 
-@dataclass(frozen=True)
-class Observed:
+@dataclass(frozen=True, eq=False, repr=False)
+class Observed(Record):
     lvm: LvmState
     devices: Mapping[str, BlockDevice] = field(default_factory=dict)  # devices not yet ours
     files: Mapping[str, str | None] = field(default_factory=dict)  # managed path -> content

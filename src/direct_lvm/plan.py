@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from . import OWNER_TAG, runtimes
+from ._record import Record
 from .errors import ConfigError, RefusedError
 from .growth import grow_pool, grow_vg
 from .model import Spec
@@ -148,8 +149,8 @@ def estimate_vg(devices: Mapping[str, BlockDevice]) -> tuple[int, int]:
     return DEFAULT_EXTENT, count
 
 
-@dataclass(frozen=True)
-class Sizing:
+@dataclass(frozen=True, eq=False, repr=False)
+class Sizing(Record):
     extent: int
     vg_bytes: int
     data: int

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from . import OWNER_TAG
+from ._record import Record
 from .errors import CommandError
 from .run import run
 from .units import PV_PE_START, human
@@ -43,8 +44,8 @@ def fullreport_argv() -> list[str]:
     ]  # fmt: skip
 
 
-@dataclass(frozen=True)
-class PV:
+@dataclass(frozen=True, eq=False, repr=False)
+class PV(Record):
     name: str
     uuid: str
     vg: str
@@ -53,8 +54,8 @@ class PV:
     pe_start: int = PV_PE_START  # where the first extent starts (lvm2's default)
 
 
-@dataclass(frozen=True)
-class VG:
+@dataclass(frozen=True, eq=False, repr=False)
+class VG(Record):
     name: str
     uuid: str
     size: int
@@ -69,8 +70,8 @@ class VG:
         return OWNER_TAG in self.tags
 
 
-@dataclass(frozen=True)
-class LV:
+@dataclass(frozen=True, eq=False, repr=False)
+class LV(Record):
     vg: str
     name: str
     uuid: str
@@ -100,8 +101,8 @@ class LV:
         return OWNER_TAG in self.tags
 
 
-@dataclass(frozen=True)
-class LvmState:
+@dataclass(frozen=True, eq=False, repr=False)
+class LvmState(Record):
     pvs: tuple[PV, ...] = ()
     vgs: tuple[VG, ...] = ()
     lvs: tuple[LV, ...] = ()
@@ -202,8 +203,8 @@ LSBLK_COLUMNS = "NAME,PATH,TYPE,SIZE,FSTYPE,PTTYPE,MOUNTPOINTS,SERIAL,WWN,RO"
 LSBLK_COLUMNS_BEFORE_2_37 = LSBLK_COLUMNS.replace("MOUNTPOINTS", "MOUNTPOINT")
 
 
-@dataclass(frozen=True)
-class BlockDevice:
+@dataclass(frozen=True, eq=False, repr=False)
+class BlockDevice(Record):
     path: str  # as the config names it
     real: str  # the kernel device node it resolves to
     type: str  # disk, part, lvm, loop, ...
@@ -341,8 +342,8 @@ def with_signatures(dev: BlockDevice, label: str) -> BlockDevice:
 FINDMNT_ARGV = ("findmnt", "--json", "--list", "-o", "TARGET,SOURCE,FSTYPE,MAJ:MIN,OPTIONS")
 
 
-@dataclass(frozen=True)
-class Mount:
+@dataclass(frozen=True, eq=False, repr=False)
+class Mount(Record):
     target: str
     devno: str  # "major:minor" of the mounted filesystem's device
     fstype: str

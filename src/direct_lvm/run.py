@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ._record import Record
 from .errors import CommandError
 
 log = logging.getLogger("direct_lvm")
@@ -17,8 +18,8 @@ log = logging.getLogger("direct_lvm")
 _ENV_KEEP = ("PATH", "HOME", "TERM", "SYSTEMD_LOG_LEVEL")
 
 
-@dataclass(frozen=True)
-class Result:
+@dataclass(frozen=True, eq=False, repr=False)
+class Result(Record):
     argv: tuple[str, ...]
     returncode: int
     stdout: str

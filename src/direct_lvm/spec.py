@@ -14,6 +14,7 @@ from pathlib import Path
 from yaml.nodes import Node
 
 from . import runtimes
+from ._record import Record
 from .configfile import child, load_yaml, position, read_config
 from .devices import SELECTOR_KEYS as DEVICE_SELECTOR_KEYS
 from .devices import Selector
@@ -92,8 +93,8 @@ def _device_entry_errors(error: SchemaError) -> list[SchemaError]:
     return [e for e in error.context or [] if e.schema_path and e.schema_path[0] == want]
 
 
-@dataclass(frozen=True)
-class Problem:
+@dataclass(frozen=True, eq=False, repr=False)
+class Problem(Record):
     """One thing wrong with a config: the field, its value, what is wrong, the fix."""
 
     field: str

@@ -18,6 +18,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from ._compat import StrEnum
+from ._record import Record
 
 TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
 if TYPE_CHECKING:
@@ -51,8 +52,8 @@ class Kind(StrEnum):
 FILE_MODE = 0o644
 
 
-@dataclass(frozen=True)
-class Step:
+@dataclass(frozen=True, eq=False, repr=False)
+class Step(Record):
     kind: Kind
     reason: str
     argv: tuple[str, ...] = ()
@@ -94,8 +95,8 @@ def write_step(reason: str, path: str, content: str) -> Step:
     return Step(Kind.FILE, reason, path=path, content=content)
 
 
-@dataclass(frozen=True)
-class Plan:
+@dataclass(frozen=True, eq=False, repr=False)
+class Plan(Record):
     steps: tuple[Step, ...]
     notes: tuple[str, ...] = ()  # problems the user should know about (printed as warnings)
     facts: tuple[str, ...] = ()  # what was chosen and why

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._compat import StrEnum
+from .._record import Record
 from ..errors import CommandError
 from ..run import run
 from ..steps import Kind, PlanBuilder
@@ -23,8 +24,8 @@ class RestartMode(StrEnum):
     NEVER = "never"  # --no-restart
 
 
-@dataclass(frozen=True)
-class ServiceState:
+@dataclass(frozen=True, eq=False, repr=False)
+class ServiceState(Record):
     unit: str
     installed: bool
     version: tuple[int, int] | None = None

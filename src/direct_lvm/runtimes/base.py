@@ -29,6 +29,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._record import Record
+
 TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
 if TYPE_CHECKING:
     from typing import Any, ClassVar
@@ -40,8 +42,8 @@ if TYPE_CHECKING:
     from ._systemd import RestartMode
 
 
-@dataclass(frozen=True)
-class ResetState:
+@dataclass(frozen=True, eq=False, repr=False)
+class ResetState(Record):
     """What reset must know about the runtime beyond LVM and the files."""
 
     containers: tuple[str, ...] = ()  # containers that exist (ids, or "<ns>/<id>")
@@ -51,8 +53,8 @@ class ResetState:
     mount_enabled: bool = False  # plain-LV runtimes: the root's mount unit is enabled
 
 
-@dataclass(frozen=True)
-class ResetEdit:
+@dataclass(frozen=True, eq=False, repr=False)
+class ResetEdit(Record):
     """How reset treats a file the runtime edits rather than owns (containerd's
     config.toml), or owns by another rule (docker-devicemapper's static drop-in): keep
     it as it is (`reason`, if any, says why), write `content`, or (neither) remove it."""
@@ -87,8 +89,8 @@ def write_changed(
     return changed
 
 
-@dataclass(frozen=True)
-class PlanInput:
+@dataclass(frozen=True, eq=False, repr=False)
+class PlanInput(Record):
     """What a runtime's plan reads, all of it data: the config, what probe saw, the
     rendered files (path -> content), how the runtime may be restarted, and whether the
     plain LV grew so that its XFS must follow."""
@@ -100,8 +102,8 @@ class PlanInput:
     grow_fs: bool = False
 
 
-@dataclass(frozen=True)
-class VerifyInput:
+@dataclass(frozen=True, eq=False, repr=False)
+class VerifyInput(Record):
     """What verify reads: the config, the LVM report after apply, whether the plan
     restarted the runtime and waited, and what probe found when nothing ran since (a
     converged apply), so that verify reads no state again that probe already read."""
