@@ -51,6 +51,21 @@ def _subcommands():
     return action.choices
 
 
+def test_parser_reads_the_schema_only_when_validate_help_is_shown(monkeypatch):
+    """Building the parser (every command) does not read the schema for validate's list
+    of fields; its help and the man page (which read the epilog) still list them."""
+    calls = []
+    real = cli._fields_text
+    monkeypatch.setattr(cli, "_fields_text", lambda: calls.append(1) or real())
+    parser = cli.build_parser()
+    validate = next(a for a in parser._actions if a.dest == "command").choices["validate"]
+    assert calls == []
+    text = validate.format_help()
+    assert calls == [1]
+    assert "  pool: LVM name" in text and cli.FIELDS_PLACEHOLDER not in text
+    assert "  pool: LVM name" in (validate.epilog or "")
+
+
 @pytest.mark.parametrize("name", sorted(_subcommands()))
 def test_every_subcommand_help_says_what_exit_codes_and_an_example(name):
     sub = _subcommands()[name]
