@@ -228,3 +228,20 @@ def test_before_work_runs_only_for_the_run_that_does_the_work(paths, applied):
     assert bootpath.run_boot(bootpath.BY_SERVICE, {}, **kw) == 0
     assert bootpath.run_boot(bootpath.BY_SERVICE, {}, **kw) == 0  # already done: no wait
     assert settled == [1] and len(applied) == 1
+
+
+def test_write_file_replaces_atomically_without_tempfile(tmp_path, monkeypatch):
+    """core.write_file's own temporary name: O_EXCL, so a name already taken (here the
+    first candidate, the clock held still) is skipped, never reused; nothing is left."""
+    import os
+
+    target = tmp_path / "d" / "f.json"
+    monkeypatch.setattr(core.time, "monotonic_ns", lambda: 7)
+    taken = tmp_path / "d" / f".f.json.{os.getpid()}.7.0"
+    taken.parent.mkdir()
+    taken.write_text("someone else's")
+    core.write_file(str(target), "one\n")
+    core.write_file(str(target), "two\n", mode=0o600)
+    assert target.read_text() == "two\n" and (target.stat().st_mode & 0o777) == 0o600
+    assert taken.read_text() == "someone else's"  # not reused, not removed
+    assert sorted(p.name for p in target.parent.iterdir()) == [taken.name, "f.json"]

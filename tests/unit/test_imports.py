@@ -97,8 +97,8 @@ def test_without_the_record_the_same_run_renders_with_jinja2(own_python, tmp_pat
 
 # A converged docker-devicemapper run past its probes: the adapters and the boot path
 # imported, the config read and validated, the files rendered from the record, the plan
-# made from a converged state (empty) and verified; the probes' own modules are imported
-# (their commands are the guest's to run).
+# made from a converged state (empty) and verified, the apply and boot records written;
+# the probes' own modules are imported (their commands are the guest's to run).
 CONVERGED_RUN = """
 import json, sys
 cloudinit = type(sys)("cloudinit")
@@ -130,6 +130,8 @@ runtime = RuntimeState(service=docker)
 files = core.desired_files(s, runtime)
 the_plan = plan(s, Observed(lvm, {{}}, dict(files), runtime), files)
 checks = core.verify(s, lvm, restarted=False, probed=runtime)
+core.record_apply(s.ref, success=True, changed=False, path={tmp!r} + "/last-apply.json")
+direct_lvm.bootpath.write_record("test", "ok", 0, path={tmp!r} + "/boot.json")
 print(json.dumps({{"empty": the_plan.empty, "checks": list(checks),
                   "modules": sorted(sys.modules)}}))
 """
@@ -169,6 +171,7 @@ def test_a_converged_devicemapper_run_imports_only_what_it_uses(own_python, tmp_
             config=str(config),
             record=record,
             exec_start=EXEC,
+            tmp=str(tmp_path),
         )  # fmt: skip
     )
     result = json.loads(out.splitlines()[-1])
@@ -179,6 +182,8 @@ def test_a_converged_devicemapper_run_imports_only_what_it_uses(own_python, tmp_
     # it did work: the plugin, the plan and the validation were imported
     assert {"direct_lvm.runtimes.docker_devicemapper", "direct_lvm.plan"} <= modules
     assert "direct_lvm.schemacheck" in modules
+    assert json.loads((tmp_path / "boot.json").read_text())["result"] == "ok"
+    assert json.loads((tmp_path / "last-apply.json").read_text())["changed"] is False
 
 
 def test_a_plain_lv_runtime_brings_the_modules_left_off_back(own_python, tmp_path):
@@ -195,6 +200,7 @@ def test_a_plain_lv_runtime_brings_the_modules_left_off_back(own_python, tmp_pat
         config=str(config),
         record=record,
         exec_start=EXEC,
+        tmp=str(tmp_path),
     )  # fmt: skip
     overlay2 = "from direct_lvm import runtimes\nruntimes.get('docker-overlay2')\n"
     child = child.replace("print(json.dumps(", overlay2 + "print(json.dumps(", 1)
