@@ -137,11 +137,13 @@ def run_boot(
         if before_work is not None:
             before_work()
         try:
+            # a converged boot parses the config file and renders from the record,
+            # without PyYAML (outside cloud-init) and jinja2
+            remember()
             mapping = core.boot_config(cloud_config, config_path)
             if mapping is None:
                 no_config(by, config_path, marker)
                 return 0
-            remember()  # a converged boot renders from the record, without jinja2
             result = core.boot(mapping, who=who)
         except DirectLvmError as e:
             write_record(by, f"failed: {e.message.splitlines()[0]}", e.exit_code, record)

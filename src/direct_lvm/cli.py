@@ -108,8 +108,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .render import remember
     from .report import envelope
 
-    s = spec.load_file(args.config)
     remember(write=False)  # answered from apply's record where it can; plan writes nothing
+    s = spec.load_file(args.config)
     p, _ = core.make_plan(s, restart=_restart(args))
     if args.json:
         _print_json(envelope(config=spec.to_mapping(s), **p.to_json()))
@@ -144,11 +144,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from . import core, spec
 
     log = _log()
-    s = spec.load_file(args.config)
-    if not args.dry_run:  # a converged run renders from the record, without jinja2
-        from .render import remember
+    if not args.dry_run:  # a converged run parses and renders from the record, without
+        from .render import remember  # PyYAML and jinja2
 
         remember()
+    s = spec.load_file(args.config)
     result = core.apply(s, restart=_restart(args), dry_run=args.dry_run, after_step=crash_hook())
     if args.json:
         _print_json(_apply_json(s, result, dry_run=args.dry_run))

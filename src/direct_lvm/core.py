@@ -31,7 +31,7 @@ from .runtimes._docker import DOCKER_HOLD_UNITS, backups
 from .runtimes._systemd import RestartMode
 from .runtimes.base import VerifyInput
 from .runtimes.base import read_file as read_file
-from .spec import CONFIG_KEY, parse_text
+from .spec import CONFIG_KEY, read_mapping
 from .spec import from_mapping as spec_from_mapping
 from .steps import FILE_MODE, Action, Kind
 from .units import dm_name, human
@@ -424,7 +424,7 @@ def boot_config(cloud_config: dict[str, Any], path: str = BOOT_CONFIG_FILE) -> A
         text = read_config_if_present(path)
         if text is None:
             return None
-        return parse_text(text, path)
+        return read_mapping(text, path)  # from the render record when it holds this text
     except DirectLvmError:
         block_runtime_for_this_boot(runtime_units(_lenient_yaml(text or "")))
         raise

@@ -220,21 +220,25 @@ def _canonical(value: Any) -> str | None:
     return None
 
 
-@cache
-def _code_identity() -> str:
-    """What the rendering code is: our version, this module's source, jinja2's install
-    (its package file's path, size and mtime: an upgrade changes them)."""
+def install_identity(package: str) -> str:
+    """A library's install, without importing it: its package file's path, size and
+    mtime (an upgrade changes them); '' when it is not installed."""
     from importlib.machinery import PathFinder
 
+    spec = PathFinder.find_spec(package)
+    origin = spec.origin if spec is not None else None
+    if not origin:
+        return ""
+    st = os.stat(origin)
+    return f"{origin} {st.st_size} {st.st_mtime_ns}"
+
+
+@cache
+def _code_identity() -> str:
+    """What the rendering code is: our version, this module's source, jinja2's install."""
     from . import __version__
 
-    parts = [__version__, Path(__file__).read_text()]
-    spec = PathFinder.find_spec("jinja2")
-    origin = spec.origin if spec is not None else None
-    if origin:
-        st = os.stat(origin)
-        parts.append(f"{origin} {st.st_size} {st.st_mtime_ns}")
-    return "\0".join(parts)
+    return "\0".join([__version__, Path(__file__).read_text(), install_identity("jinja2")])
 
 
 @cache
@@ -253,14 +257,18 @@ def _sha256() -> Any:
     return hashlib.sha256
 
 
+def digest(*parts: str) -> str:
+    """The record's key for what the parts say (SHA-256 of them, NUL-separated)."""
+    return str(_sha256()("\0".join(parts).encode()).hexdigest())
+
+
 def _key(template: str, context: dict[str, Any]) -> str | None:
     """The record's key for one rendering, or None when the context is not plain data."""
     ctx = _canonical(context)
     if ctx is None:
         return None
     source = (templates_dir() / template).read_text()
-    material = "\0".join([_code_identity(), template, source, ctx])
-    return str(_sha256()(material.encode()).hexdigest())
+    return digest(_code_identity(), template, source, ctx)
 
 
 class _Record:
@@ -326,6 +334,18 @@ def remember(path: str = "", *, write: bool = True) -> None:
 def forget() -> None:
     """Render everything afresh again (the record is left as it is)."""
     _record[:] = []
+
+
+def recall(key: str) -> str | None:
+    """What the record in use holds under key (None: no record in use, or no entry).
+    Besides renderings, spec.read_mapping keeps parsed config texts here."""
+    return _record[0].get(key) if _record else None
+
+
+def keep(key: str, text: str) -> None:
+    """Add to the record in use (if any; written back unless it is read-only)."""
+    if _record:
+        _record[0].put(key, text)
 
 
 def render(template: str, **context: Any) -> str:

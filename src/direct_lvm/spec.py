@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from yaml.nodes import Node
-
 from . import runtimes
 from ._record import Record
 from .configfile import child, load_yaml, position, read_config
@@ -36,6 +34,8 @@ from .units import (
 TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
 if TYPE_CHECKING:
     from typing import Any
+
+    from yaml.nodes import Node
 
 CONFIG_KEY = "direct_lvm"
 
@@ -308,10 +308,63 @@ def parse_text(text: str, source: str = "<config>") -> dict[str, Any]:
     return extract_mapping(document.data, source, document.node)
 
 
+def _parse_key(text: str) -> str:
+    """The render record's key for the parse of text: the text and everything the
+    parse depends on (our version, the parsing modules' source, PyYAML's install)."""
+    from . import __version__
+    from .render import digest, install_identity
+
+    here = Path(__file__).parent
+    sources = [(here / name).read_text() for name in ("configfile.py", "_yamldoc.py")]
+    return digest("config-parse", __version__, *sources, install_identity("yaml"), text)
+
+
+def _plain(data: Any) -> bool:
+    """data is what JSON gives back unchanged: str-keyed dicts, lists, strings, ints,
+    finite floats, booleans, None (YAML can also give dates, sets, int keys...)."""
+    if isinstance(data, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in data.items())
+    if isinstance(data, list):
+        return all(_plain(v) for v in data)
+    if isinstance(data, float):
+        return math.isfinite(data)
+    return data is None or isinstance(data, (str, int, bool))
+
+
+def read_mapping(text: str, source: str) -> dict[str, Any]:
+    """parse_text, answered from the render record (render.remember) when this exact
+    text was parsed before by the same parser: a parse is a function of the text and the
+    parser only, so the record holds it under a key of both (_parse_key), as it holds
+    renderings, and a converged run imports no PyYAML. Only JSON-exact mappings are
+    kept. Validation is not kept: it runs on what this returns, on every run."""
+    from .render import keep, recall
+
+    key = _parse_key(text)
+    held = recall(key)
+    if held is not None:
+        try:
+            data = json.loads(held)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            return data
+    mapping = parse_text(text, source)
+    if _plain(mapping):
+        keep(key, json.dumps(mapping))
+    return mapping
+
+
 def load_file(path: str | Path) -> Spec:
     """Read (size-capped, UTF-8, no duplicate keys), parse and validate a config file."""
     text = read_config(path)
-    return from_mapping(parse_text(text, str(path)))
+    mapping = read_mapping(text, str(path))
+    try:
+        return from_mapping(mapping)
+    except ConfigError:
+        if isinstance(mapping, ConfigMapping):
+            raise
+        # from the record: parse again, so that the error names the line and column
+        return from_mapping(parse_text(text, str(path)))
 
 
 def _non_finite(data: Any, path: list[str | int], seen: set[int]) -> list[str | int] | None:

@@ -115,8 +115,8 @@ from direct_lvm.observed import Observed, RuntimeState
 from direct_lvm.plan import plan
 from direct_lvm.probe import LV, PV, VG, LvmState
 from direct_lvm.runtimes._systemd import ServiceState
+render.remember({record!r})  # as apply and the boot path do, before the config is read
 s = spec.load_file({config!r})
-render.remember({record!r})
 GIB, EXT = 1 << 30, 4 << 20
 lvm = LvmState(
     pvs=(PV("/dev/vdb", "pv-uuid", s.vg, 4 * GIB, 4 * GIB - EXT),),
@@ -138,9 +138,12 @@ print(json.dumps({{"empty": the_plan.empty, "checks": list(checks),
 
 # What a converged docker-devicemapper run does not need (issue 13): status and the
 # plain-LV runtimes' module (imported where used), the other runtimes' plugins, the
-# commands' own modules, `typing` (annotations only), and the libraries above.
+# commands' own modules, `typing` (annotations only), PyYAML (the record holds the
+# config text's parse), and the libraries above.
 NOT_ON_THE_CONVERGED_PATH = (
     "typing",
+    "yaml",
+    "direct_lvm._yamldoc",
     "argparse",
     "tempfile",
     "direct_lvm.status",

@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import pytest
 
 from direct_lvm import spec
@@ -103,3 +106,62 @@ def test_every_field_is_documented():
         assert node.get("description"), name
     for name, node in props["autoextend"]["properties"].items():
         assert node.get("description"), name
+
+
+# ---- the parse kept in the render record (spec.read_mapping)
+
+
+def _record_entries(path):
+    return json.loads(Path(path).read_text())["entries"]
+
+
+def test_a_config_texts_parse_is_kept_and_validated_again_on_every_run(tmp_path):
+    from direct_lvm import render
+
+    record = tmp_path / "record.json"
+    config = tmp_path / "c.yaml"
+    config.write_text("direct_lvm:\n  devices: [/dev/vdb]\n  vg: data  # a comment\n")
+    render.remember(str(record))
+    first = spec.load_file(config)
+    key = spec._parse_key(config.read_text())
+    assert json.loads(_record_entries(record)[key]) == {"devices": ["/dev/vdb"], "vg": "data"}
+    render.remember(str(record))  # a later run
+    assert spec.load_file(config) == first
+    # validation still runs on what the record gives: an entry that does not validate is
+    # not trusted; the text is parsed again and YAML's answer wins
+    render.keep(key, json.dumps({"devices": "not a list"}))
+    assert spec.load_file(config) == first
+    # a changed text is another key: parsed, and its own error names the line
+    config.write_text("direct_lvm:\n  devices: /dev/vdb\n")
+    with pytest.raises(ConfigError, match="line 2"):
+        spec.load_file(config)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "direct_lvm:\n  devices: [/dev/vdb]\n  1: x\n",  # an int key: JSON would make it "1"
+        "direct_lvm:\n  devices: [/dev/vdb]\n  note: 2024-01-01\n",  # a date
+        "direct_lvm:\n  devices: [/dev/vdb]\n  data_percent: .nan\n",  # not finite
+    ],
+)
+def test_only_what_json_gives_back_unchanged_is_kept(tmp_path, text):
+    from direct_lvm import render
+
+    record = tmp_path / "record.json"
+    config = tmp_path / "c.yaml"
+    config.write_text(text)
+    render.remember(str(record))
+    with pytest.raises(ConfigError):  # each is a bad config, refused as before
+        spec.load_file(config)
+    assert not record.exists() or spec._parse_key(text) not in _record_entries(record)
+
+
+def test_without_a_record_nothing_is_kept(tmp_path):
+    from direct_lvm import render
+
+    render.forget()
+    config = tmp_path / "c.yaml"
+    config.write_text("direct_lvm:\n  devices: [/dev/vdb]\n")
+    assert spec.load_file(config).devices == ("/dev/vdb",)
+    assert list(tmp_path.iterdir()) == [config]
