@@ -5,10 +5,11 @@ it asserts nothing).
 - converged: what a converged boot or `direct-lvm apply` imports before and while it
   works, without touching this host's disks: the cloud-init module (cloud-init's own
   `cloudinit.settings` stubbed, as cloud-init has it loaded already), the CLI and the
-  boot path, then the config read and validated (spec.load_file) and the runtime's files
-  rendered through the render record (core.desired_files), as a converged run does.
+  boot path, then the render record turned on, the config read and validated
+  (spec.load_file: the record holds its parse) and the runtime's files rendered through
+  the record (core.desired_files), as a converged run does.
   The probes (lvm, systemctl) are commands, not imports; their modules are imported.
-- floor: the standard library and PyYAML any converged run needs (no budget): measured
+- floor: the standard library any converged run needs (no budget): measured
   beside the others because it moves with the host's load as they do.
 
 Each path runs in a fresh `python -X importtime` process (after one warm-up run that
@@ -50,12 +51,12 @@ WATCHED = ("jinja2", "jsonschema", "tomlkit")
 CONFIG = "direct_lvm:\n  devices: [/dev/vdb]\n"
 EXEC_START = "/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock"
 
-# The standard library and PyYAML that any converged run needs (the config is YAML; the
-# engine logs, runs commands, holds dataclasses, paths and JSON): not ours to cut, but it
-# varies with the host's load as ours does, so it is measured beside them.
+# The standard library that any converged run needs (the engine logs, runs commands,
+# holds dataclasses, paths and JSON; PyYAML and typing were in it until a003bd1: the
+# render record now holds the config's parse, and typing is for mypy only): not ours to
+# cut, but it varies with the host's load as ours does, so it is measured beside them.
 FLOOR_CHILD = """
-import dataclasses, fcntl, json, logging, pathlib, re, shlex, subprocess, typing
-import yaml
+import dataclasses, fcntl, json, logging, pathlib, re, shlex, subprocess
 """
 
 VERSION_CHILD = """
@@ -78,8 +79,10 @@ import cc_direct_lvm
 import direct_lvm.bootpath
 import direct_lvm.cli
 from direct_lvm import core, render, spec
-s = spec.load_file(sys.argv[1])
+# as apply and the boot path do: the record on, then the config read (from this tree's
+# a003bd1 the record also holds the config text's parse, and no PyYAML is imported)
 getattr(render, "remember", lambda path: None)(sys.argv[2])  # (older trees: no record)
+s = spec.load_file(sys.argv[1])
 try:
     try:
         from direct_lvm.runtimes._systemd import ServiceState

@@ -191,9 +191,9 @@ print(" ".join(missing))
 def host_imports(captures: dict[str, Path], log: Callable[[str], None]) -> list[dict[str, Any]]:
     """-X importtime on the host with the project's venv. The budgets as
     scripts/bench-imports.py defines them (`--version`; the converged path; the floor of
-    stdlib + PyYAML), then each converged path as boot 1 saw it: the top-level modules it
-    imported there, imported here in the same order. Both count every top-level import of
-    the process, the interpreter's start-up included."""
+    the stdlib a converged run needs), then each converged path as boot 1 saw it: the
+    top-level modules it imported there, imported here in the same order. Both count
+    every top-level import of the process, the interpreter's start-up included."""
     python = str(ROOT / ".venv" / "bin" / "python")
     rows = budget_rows(python, log)
     jobs: list[tuple[str, float, list[str]]] = []
@@ -239,7 +239,7 @@ def budget_rows(python: str, log: Callable[[str], None]) -> list[dict[str, Any]]
         return [{"path": "scripts/bench-imports.py", "failed": True, "budget": None, "ms": None,
                  "min": None, "jinja2": None, "modules": "", "missing": ""}]  # fmt: skip
     titles = {"version": "`direct-lvm --version`", "converged": "converged path (bench-imports)",
-              "floor": "floor: stdlib + PyYAML a converged run needs"}  # fmt: skip
+              "floor": "floor: the stdlib a converged run needs"}  # fmt: skip
     return [{"path": titles.get(name, name), "budget": r.get("budget_ms"), "ms": r["median_ms"],
              "min": r["min_ms"], "jinja2": "jinja2" in r.get("modules", []),
              "modules": ", ".join(r.get("modules", [])) or "none of jinja2/jsonschema/tomlkit",
