@@ -68,3 +68,45 @@ def test_docker_version_from_dpkg():
     ce = "26.1.0-1 config-files\n5:24.0.7-1~debian.12~bookworm installed\n"
     assert parse_docker_version(f"version {parse_dpkg_versions(ce)}") == (24, 0)
     assert parse_dpkg_versions("") is None
+
+
+DPKG_STATUS_TEXT = """Package: docker.io-doc
+Status: install ok installed
+Version: 1.0
+
+Package: docker.io
+Status: deinstall ok config-files
+Priority: optional
+Version: 26.1.0-1
+Description: a removed package keeps its stanza
+ Package: docker-ce
+ Status: install ok installed
+
+Package: docker-ce
+Status: install ok installed
+Architecture: amd64
+Version: 5:24.0.7-1~debian.12~bookworm
+
+Package: moby-engine
+Status: install ok half-installed
+Version: 20.10.1
+"""
+
+
+def test_docker_version_from_dpkgs_status_file(tmp_path, monkeypatch):
+    """dpkg's database read as dpkg-query reads it: the first of the packages whose
+    Status says installed; a removed package's stanza, a package whose name only starts
+    the same, a description line and a half-installed one do not count."""
+    from direct_lvm.runtimes import _systemd
+    from direct_lvm.runtimes._docker import DOCKER_PACKAGES
+
+    version = _systemd.parse_dpkg_status(DPKG_STATUS_TEXT, DOCKER_PACKAGES)
+    assert version == "5:24.0.7-1~debian.12~bookworm"
+    assert parse_docker_version(f"version {version}") == (24, 0)
+    assert _systemd.parse_dpkg_status(DPKG_STATUS_TEXT, ("moby-engine",)) is None
+    assert _systemd.parse_dpkg_status(DPKG_STATUS_TEXT, ("docker.io-doc",)) == "1.0"
+    assert _systemd.parse_dpkg_status("", DOCKER_PACKAGES) is None
+    status = tmp_path / "status"
+    status.write_text(DPKG_STATUS_TEXT)
+    monkeypatch.setattr(_systemd, "DPKG_STATUS", str(status))
+    assert _systemd.dpkg_version(("moby-engine", "docker-ce")) == version  # no process

@@ -76,9 +76,41 @@ def parse_dpkg_versions(text: str) -> str | None:
     return None
 
 
+# dpkg's database (dpkg(1), FILES): one deb822 stanza per package, with its Status
+# ("want flag status": "install ok installed") and Version.
+DPKG_STATUS = "/var/lib/dpkg/status"
+
+
+def parse_dpkg_status(text: str, packages: tuple[str, ...]) -> str | None:
+    """The version of the first of `packages` whose stanza in dpkg's status file says
+    installed (as dpkg-query's ${db:Status-Status}); None when none is."""
+    for name in packages:
+        start = 0
+        head = f"Package: {name}\n"
+        while (at := text.find(head, start)) >= 0:
+            start = at + len(head)
+            if at and text[at - 1] != "\n":  # "Package:" opens a line
+                continue
+            end = text.find("\n\n", at)
+            fields = dict(
+                line.split(": ", 1)
+                for line in text[at : end if end >= 0 else len(text)].splitlines()
+                if ": " in line and not line.startswith(" ")
+            )
+            if fields.get("Status", "").split()[-1:] == ["installed"] and fields.get("Version"):
+                return fields["Version"]
+    return None
+
+
 def dpkg_version(packages: tuple[str, ...]) -> str | None:
-    """The installed version of the first of `packages` dpkg knows (one dpkg-query, no
-    daemon start); None when none is installed or there is no dpkg."""
+    """The installed version of the first of `packages` dpkg knows, read from dpkg's
+    status file (a dpkg-query process cost 0.1-0.4 s under TCG); with no such file, one
+    dpkg-query; None when none is installed or there is no dpkg."""
+    try:
+        with open(DPKG_STATUS, encoding="utf-8", errors="replace") as fh:
+            return parse_dpkg_status(fh.read(), packages)
+    except OSError:
+        pass
     try:
         pkg = run(["dpkg-query", "-W", "-f", "${Version} ${db:Status-Status}\n", *packages],
                   check=False)  # fmt: skip
