@@ -17,8 +17,8 @@ from pathlib import Path
 from . import runtimes
 from ._record import Record
 from .configfile import read_config_if_present
-from .discover import find_devices
-from .errors import DirectLvmError
+from .discover import PV_MAKERS, find_devices, missed_signatures
+from .errors import CommandError, DirectLvmError
 from .model import Spec
 from .observed import RuntimeState
 from .plan import DEVICE_RECORD, Observed, Plan, Step, device_record, extension_room, plan
@@ -236,7 +236,12 @@ def _apply(
             else ()
         )
         return ApplyResult(the_plan, checks, time.monotonic() - start)
-    execute(the_plan.steps, after_step=after_step)
+    try:
+        execute(the_plan.steps, after_step=after_step)
+    except CommandError as e:
+        if e.argv[:1] and e.argv[0] in PV_MAKERS:
+            missed_signatures(spec, observed.lvm, observed.devices)  # raises when it was that
+        raise
     restarted = bool(the_plan.of_kind(Kind.RESTART))
     checks = verify(spec, probe_lvm(), restarted=restarted)
     for step in the_plan.of_kind(Kind.MOVE_ASIDE):

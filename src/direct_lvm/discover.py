@@ -18,7 +18,7 @@ from ._record import Record
 from .devices import BY_ID, Choice, Selection, Selector, id_name, select
 from .errors import RefusedError
 from .model import Spec
-from .plan import DEVICE_RECORD, device_record
+from .plan import DEVICE_RECORD, check_device, device_record
 from .probe import (
     BlockDevice,
     LvmState,
@@ -151,6 +151,26 @@ def find_devices(spec: Spec, *, wait: bool = True, poll: float = 1.0) -> Found:
             "ls -l /dev/disk/by-id/), check that the volume is attached, "
             "or raise wait_timeout",
         )
-    new = {c.label: with_signatures(tree[c.real], c.label) for c in selection.chosen if not c.ours}
+    always = spec.wipe_signatures
+    new = {
+        c.label: with_signatures(tree[c.real], c.label, always=always)
+        for c in selection.chosen
+        if not c.ours
+    }
     resolved = {c.label: c.real for c in selection.chosen}
     return Found(lvm, selection.chosen, new, resolved)
+
+
+# The commands that make new PVs: lvm's blkid check refuses a signature on them (asked
+# with stdin closed, the answer is no) before anything is written.
+PV_MAKERS = ("vgcreate", "vgextend")
+
+
+def missed_signatures(spec: Spec, lvm: LvmState, devices: Mapping[str, BlockDevice]) -> None:
+    """After vgcreate or vgextend failed: when a new device that udev showed blank holds a
+    signature after all (wipefs, now), refuse it as check_device would have (RefusedError,
+    exit 2: lvm wrote nothing); otherwise return and let the command's own error stand."""
+    for label, dev in devices.items():
+        if dev.signatures or dev.fstype or dev.pttype:
+            continue  # wipefs ran already and check_device passed it
+        check_device(spec, with_signatures(dev, label, always=True), lvm)

@@ -32,10 +32,12 @@ def ext4_disk(path: Path, content: bytes) -> str:
 def core_run(guest_image, deb, tmp_path_factory):
     work = tmp_path_factory.mktemp("core")
     data = blank_disk(work / "data1.raw", "4G")
+    missed = blank_disk(work / "missed.raw", "1G")  # an ext4 udev does not see, made in the guest
     sha = ext4_disk(work / "ext4.raw", b"customer data that must survive\n" * 1000)
     return run_suites(
         guest_image, deb, work, ["test_core", "test_monitoring"],
-        disks=[Disk(data, serial="dl-data1"), Disk(work / "ext4.raw", serial="dl-ext4")],
+        disks=[Disk(data, serial="dl-data1"), Disk(work / "ext4.raw", serial="dl-ext4"),
+               Disk(missed, serial="dl-missed")],
         facts={"precious_sha256": sha},
     )  # fmt: skip
 

@@ -55,7 +55,7 @@ def host(monkeypatch):
     monkeypatch.setattr(discover, "udev_settle", settle)
     monkeypatch.setattr(discover, "resolve", lambda p: "/dev/vdc" if p.endswith("late") else p)
     monkeypatch.setattr(discover, "with_signatures",
-                        lambda dev, label: dataclasses.replace(dev, path=label))  # fmt: skip
+                        lambda dev, label, **k: dataclasses.replace(dev, path=label))  # fmt: skip
     return state
 
 
@@ -168,7 +168,87 @@ def test_converged_paths_and_ids_skip_lsblk(converged, monkeypatch):
 def test_anything_not_known_takes_the_full_probe(converged, monkeypatch, entries, record):
     monkeypatch.setattr(discover, "read_record", lambda: record)
     monkeypatch.setattr(discover, "with_signatures",
-                        lambda dev, label: dataclasses.replace(dev, path=label))  # fmt: skip
+                        lambda dev, label, **k: dataclasses.replace(dev, path=label))  # fmt: skip
     with contextlib.suppress(RefusedError, ConfigError):
         discover.find_devices(mk(entries, timeout=0))
     assert converged["lsblk"] == 1
+
+
+# ------------------------------------------------------------ wipefs only where it counts
+
+WIPEFS_EXT4 = '{"signatures": [{"device": "vdb", "offset": "0x438", "type": "ext4"}]}'
+
+
+@pytest.mark.parametrize(
+    ("udev", "always", "wipefs_runs"),
+    [
+        ({}, False, False),  # udev saw nothing: blank, no process
+        ({"fstype": "ext4"}, False, True),  # the refusal names every signature
+        ({"pttype": "gpt"}, False, True),
+        ({}, True, True),  # wipe_signatures: the wipe needs the full list
+    ],
+)
+def test_wipefs_runs_only_when_udev_saw_something_or_a_wipe_may_follow(
+    monkeypatch, udev, always, wipefs_runs
+):
+    from direct_lvm import probe
+    from direct_lvm.run import Result
+
+    ran = []
+
+    def fake_run(argv, **kw):
+        ran.append(list(argv))
+        return Result(tuple(argv), 0, WIPEFS_EXT4, "")
+
+    monkeypatch.setattr(probe, "run", fake_run)
+    dev = dataclasses.replace(disk("/dev/vdb"), **udev)
+    got = probe.with_signatures(dev, "/dev/disk/by-id/virtio-a", always=always)
+    assert got.path == "/dev/disk/by-id/virtio-a"
+    assert ran == ([["wipefs", "--no-act", "--json", "/dev/vdb"]] if wipefs_runs else [])
+    assert got.signatures == (("ext4",) if wipefs_runs else ())
+
+
+def test_a_signature_udev_missed_is_refused_after_vgcreate_refused_it(monkeypatch):
+    """udev showed the disk blank, vgcreate (its own blkid check, answered no) failed:
+    wipefs names the signature, and it is the same refusal (exit 2) as before any step.
+    A failure wipefs does not explain is left to the command's own error."""
+    s = mk(["/dev/vdb"])
+    blank = disk("/dev/vdb")
+    found = {"sigs": ("ext4", "swap")}
+    monkeypatch.setattr(discover, "with_signatures", lambda dev, label, always=False:
+                        dataclasses.replace(dev, path=label, signatures=found["sigs"]))  # fmt: skip
+    with pytest.raises(RefusedError) as exc:
+        discover.missed_signatures(s, LvmState(), {"/dev/vdb": blank})
+    assert exc.value.exit_code == 2
+    assert "/dev/vdb holds data signatures (ext4, swap); refusing to touch it" in str(exc.value)
+    assert "wipe_signatures: true" in (exc.value.hint or "")
+    found["sigs"] = ()
+    assert discover.missed_signatures(s, LvmState(), {"/dev/vdb": blank}) is None
+
+
+def test_apply_turns_a_vgcreate_refusal_of_a_missed_signature_into_exit_2(monkeypatch):
+    from direct_lvm import core
+    from direct_lvm.errors import CommandError
+    from direct_lvm.plan import Plan, Step
+    from direct_lvm.steps import Kind
+
+    s = mk(["/dev/vdb"])
+    observed = dataclasses.make_dataclass("O", ["lvm", "devices"])(
+        LvmState(), {"/dev/vdb": disk("/dev/vdb")}
+    )
+    vgcreate = Step(Kind.LVM, "volume group", ("vgcreate", "docker", "/dev/vdb"))
+    monkeypatch.setattr(core, "make_plan", lambda spec, **k: (Plan(steps=(vgcreate,)), observed))
+
+    def refuse(argv, **kw):
+        raise CommandError(argv, 5, "Aborted wiping of ext4.")
+
+    monkeypatch.setattr(core, "run", refuse)
+    monkeypatch.setattr(core, "record_apply", lambda *a, **k: None)
+    monkeypatch.setattr(core, "exclusive", contextlib.nullcontext)
+    monkeypatch.setattr(discover, "with_signatures", lambda dev, label, always=False:
+                        dataclasses.replace(dev, path=label, signatures=("ext4",)))  # fmt: skip
+    with pytest.raises(RefusedError, match=r"holds data signatures \(ext4\)"):
+        core.apply(s, dry_run=False)
+    monkeypatch.setattr(discover, "with_signatures", lambda dev, label, always=False: dev)
+    with pytest.raises(CommandError, match="Aborted wiping"):
+        core.apply(s, dry_run=False)

@@ -186,6 +186,28 @@ def test_ext4_disk_is_refused_and_untouched(host, cfg, facts):
         host.run("umount /mnt/ext4")
 
 
+def test_a_signature_udev_has_not_seen_is_refused_and_untouched(host, cfg):
+    """udev's probe (lsblk's FSTYPE) is all apply reads of a disk udev saw blank; an
+    ext4 written while udev's queue is stopped is still refused: vgcreate's own check
+    (asked on a closed stdin) says no, then wipefs names it. Nothing is written."""
+    dev = host.check_output("readlink -f /dev/disk/by-id/virtio-dl-missed")
+    host.check_output("udevadm control --stop-exec-queue")
+    try:
+        host.check_output(f"mkfs.ext4 -q -F -L missed {dev}")
+        before = _sha(host, dev)
+        assert host.check_output(f"lsblk -dno FSTYPE {dev}").strip() == ""  # udev missed it
+        r = host.run(f"timeout 120 direct-lvm -v apply --no-restart {cfg('udev-missed')}")
+    finally:
+        host.run("udevadm control --start-exec-queue")
+        host.run("udevadm settle --timeout=30")
+    assert r.rc == 2, r.stderr
+    assert f"+ vgcreate --addtag direct_lvm missed {dev}" in r.stderr  # the path under test
+    assert "holds data signatures (ext4)" in r.stderr and "wipe_signatures: true" in r.stderr
+    assert _sha(host, dev) == before
+    assert host.run("vgs missed").rc != 0
+    assert host.check_output(f"blkid -o value -s TYPE {dev}").strip() == "ext4"
+
+
 def test_root_disk_is_refused(host, cfg):
     r = host.run(f"direct-lvm apply {cfg('rootdisk')}")
     assert r.rc == 2 and "root filesystem" in r.stderr, r.stderr
