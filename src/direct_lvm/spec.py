@@ -308,14 +308,18 @@ def parse_text(text: str, source: str = "<config>") -> dict[str, Any]:
     return extract_mapping(document.data, source, document.node)
 
 
-def _parse_key(text: str) -> str:
+def _parse_key(text: str) -> str | None:
     """The render record's key for the parse of text: the text and everything the
-    parse depends on (our version, the parsing modules' source, PyYAML's install)."""
+    parse depends on (our version, the parsing modules' source, PyYAML's install);
+    None when a source cannot be read (then nothing is kept)."""
     from . import __version__
     from .render import digest, install_identity
 
     here = Path(__file__).parent
-    sources = [(here / name).read_text() for name in ("configfile.py", "_yamldoc.py")]
+    try:
+        sources = [(here / name).read_text() for name in ("configfile.py", "_yamldoc.py")]
+    except OSError:
+        return None
     return digest("config-parse", __version__, *sources, install_identity("yaml"), text)
 
 
@@ -335,12 +339,13 @@ def read_mapping(text: str, source: str) -> dict[str, Any]:
     """parse_text, answered from the render record (render.remember) when this exact
     text was parsed before by the same parser: a parse is a function of the text and the
     parser only, so the record holds it under a key of both (_parse_key), as it holds
-    renderings, and a converged run imports no PyYAML. Only JSON-exact mappings are
-    kept. Validation is not kept: it runs on what this returns, on every run."""
+    renderings, and a converged run imports no PyYAML. Only the JSON-exact mapping of
+    a valid config is kept (an invalid one is parsed on every run, so its errors name
+    their line). Validation is not kept: it runs on what this returns, on every run."""
     from .render import keep, recall
 
     key = _parse_key(text)
-    held = recall(key)
+    held = recall(key) if key is not None else None
     if held is not None:
         try:
             data = json.loads(held)
@@ -349,7 +354,11 @@ def read_mapping(text: str, source: str) -> dict[str, Any]:
         if isinstance(data, dict):
             return data
     mapping = parse_text(text, source)
-    if _plain(mapping):
+    if key is not None and _plain(mapping):
+        try:
+            from_mapping(mapping)
+        except ConfigError:
+            return mapping
         keep(key, json.dumps(mapping))
     return mapping
 
