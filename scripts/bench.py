@@ -1,6 +1,6 @@
 """direct-lvm's one benchmark: prints one markdown table with ratios (issue 13).
 
-Four guest boots of one bookworm root (guest side: scripts/guest-jobs/bench_guest.py),
+Three guest boots of one bookworm root (guest side: scripts/guest-jobs/bench_guest.py),
 then the host's import budgets:
 
 1. compare: installs the .deb and bakes (image-setup; cloud-init is off in this boot),
@@ -12,12 +12,12 @@ then the host's import budgets:
    (-X importtime, captured for step 5).
 2. ci1: a first boot through cloud-init (NoCloud seed, one 4 GiB disk): the direct_lvm
    module's event and the init stage from `cloud-init analyze dump`.
-3. ci2: the same disks again (converged); then direct-lvm.service is enabled.
-4. scale: direct-lvm.service's converged boot (cloud-init off); then apply, no-op and
-   status on 1, 8, 32 disks of 4 GiB and on one 1 TiB and one 64 TiB disk (sparse qcow2
-   on virtio-scsi), one after another with a reset between; containerd's devmapper
-   snapshotter on the 64 TiB pool.
-5. host: `python -X importtime` for `direct-lvm --version` and for the converged paths
+3. ci2: the same disks again (converged). Then, in the same boot (its measurement is
+   taken), the scale rows: 34 sparse qcow2 disks hot-plugged on virtio-scsi, and apply,
+   no-op and status on 1, 8, 32 disks of 4 GiB and on one 1 TiB and one 64 TiB disk, one
+   VG after another (vgremove + pvremove in one lvm process between); containerd's
+   devmapper snapshotter on the 64 TiB pool. (`--skip cloudinit`: a boot of their own.)
+4. host: `python -X importtime` for `direct-lvm --version` and for the converged paths
    (the modules boot 1 saw imported), median of several runs.
 
 It asserts no timing. It exits 1 when a measurement failed (a command that should
@@ -395,9 +395,9 @@ def imports_section(rows: list[dict[str, Any]], boot: Boot) -> list[str]:
     return lines
 
 
-def wait_section(ci: list[Boot], scale: Boot | None, manual: float | None) -> list[str]:
-    lines = ["### What users wait for (boots 2-4: cloud-init's own events, `cloud-init analyze "
-             "dump`; the unit from systemd)", "",
+def wait_section(ci: list[Boot], manual: float | None) -> list[str]:
+    lines = ["### What users wait for (boots 2-3: cloud-init's own events, `cloud-init analyze "
+             "dump`)", "",
              "| boot | direct_lvm adds s | its stage, total s | the stage's unit s "
              "| goal | met | result |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for n, boot in enumerate(ci):
@@ -415,18 +415,16 @@ def wait_section(ci: list[Boot], scale: Boot | None, manual: float | None) -> li
             f"| {fmt_s(took.get(stage)) if stage else 'n/a'} ({stage or '?'}) "
             f"| {fmt_s(unit.get('seconds'))} | {goal_txt} | {met(value, goal)} "
             f"| {rec.get('boot_record', {}).get('result', 'n/a')} |")  # fmt: skip
-    if scale is not None:
-        rec = next(iter(scale.group("unit")), {})
-        v = rec.get("seconds")
-        lines.append(f"| converged boot, direct-lvm.service "
-                     f"| {fmt_s(v)} | | | <= {GOAL_CONVERGED_S} | {met(v, GOAL_CONVERGED_S)} "
-                     f"| {rec.get('boot_record', {}).get('result', 'n/a')} |")  # fmt: skip
     return lines
 
 
 def scale_section(boot: Boot) -> list[str]:
-    lines = ["### Scale (boot 4: docker-devicemapper, `--no-restart`; sparse qcow2 disks on "
-             "virtio-scsi)", "",
+    plug = next(iter(boot.group("scale-plug")), {})
+    lines = [f"### Scale (boot {boot.name}, after its own measurement: docker-devicemapper, "
+             "`--no-restart`, image-setup's static drop-in; sparse qcow2 disks hot-plugged on "
+             f"virtio-scsi: {plug.get('disks', '?')} disks in lsblk after "
+             f"{fmt_s(plug.get('seen_s'))} s, udev settled after {fmt_s(plug.get('settled_s'))} s)",
+             "",
              "| disks | apply s | no-op s | status s | lvm processes a/n/s "
              "| peak RSS MiB a/n/s | VG | metadata chosen | chunk |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -487,7 +485,7 @@ def main() -> int:
         "--skip",
         default="",
         help="comma list of: cloudinit,scale (a quicker look; without the cloud-init "
-        "boots the unit row is empty)",
+        "boots the scale rows get a boot of their own)",
     )
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -524,29 +522,27 @@ def main() -> int:
         d.path.unlink(missing_ok=True)
     ci: list[Boot] = []
     scale: Boot | None = None
+    want_scale = "scale" not in skip
+    sdisks = scale_disks(work) if compare.ok and want_scale else []
     if compare.ok and "cloudinit" not in skip:
         seed = bench_seed(work / "seed.img")
         ci_disks = [Disk(blank_disk(work / "ci.raw", "4G"), serial="benchci"),
                     Disk(seed, serial="cidata", readonly=True)]  # fmt: skip
         for n, mode in enumerate(("ci1", "ci2"), start=2):
+            rides = mode == "ci2" and bool(sdisks)  # the scale rows, after ci2's measurement
             boot = run_boot(f"{n}-{mode}", mode, image, work, deb_dir, disks=ci_disks, root=root,
-                            cmdline_extra="ds=nocloud")  # fmt: skip
+                            cmdline_extra="ds=nocloud", hotplug=sdisks if rides else None,
+                            env="DL_BENCH_SCALE=1" if rides else "")  # fmt: skip
             boots.append(boot)
             ci.append(boot)
+            if rides:
+                scale = boot
             if not boot.ok:
                 break
-    if compare.ok and "scale" not in skip and all(b.ok for b in ci):
-        sdisks = [Disk(qcow2_disk(work / f"s{i:02d}.qcow2", "4G"), serial=f"s{i:02d}",
-                        format="qcow2", scsi=True) for i in range(1, 33)]  # fmt: skip
-        sdisks += [Disk(qcow2_disk(work / f"{n}.qcow2", size), serial=n, format="qcow2",
-                        scsi=True) for n, size in (("t1", "1T"), ("t64", "64T"))]  # fmt: skip
-        ci_disk = Disk(work / "ci.raw", serial="benchci")  # the unit's (boot 4 only: none)
-        if not ci_disk.path.exists():
-            blank_disk(ci_disk.path, "4G")
-        scale = run_boot("4-scale", "scale", image, work, deb_dir, disks=[ci_disk],
-                         root=root, hotplug=sdisks)  # fmt: skip
+    elif compare.ok and want_scale:
+        scale = run_boot("2-scale", "scale", image, work, deb_dir, disks=[], root=root,
+                         hotplug=sdisks)  # fmt: skip
         boots.append(scale)
-
     progress("host: python -X importtime")
     host_log: list[str] = []
     captures = {n: compare.out / f"importtime-{n}.txt" for n in ("cli", "module")} \
@@ -562,12 +558,12 @@ def main() -> int:
              f"{os.getloadavg()[0]:.1f} at the end", ""]  # fmt: skip
     cmp_lines, manual = compare_section(compare, args.rounds)
     lines += cmp_lines + [""] + lvm_section(compare) + [""] + imports_section(imports, compare)
-    lines += [""] + wait_section(ci, scale, manual)
+    lines += [""] + wait_section(ci, manual)
     if scale is not None:
         lines += [""] + scale_section(scale)
     lines += ["", "| boot | wall s | qemu start to job s |", "|---|---|---|"]
     lines += [f"| {b.name} | {b.wall_s:.0f} | {fmt_s(b.to_job_s)} |" for b in boots]
-    skipped = sorted(skip) + (["cloud-init and scale boots (boot 1 failed)"]
+    skipped = sorted(skip) + (["cloud-init boots and scale rows (boot 1 failed)"]
                               if not compare.ok else [])  # fmt: skip
     failed = failures(boots) + (["host: no converged import capture"] if import_failed else [])
     lines += ["", f"Total {time.monotonic() - T0:.0f} s. Skipped: {', '.join(skipped) or 'none'}. "
@@ -585,6 +581,16 @@ def main() -> int:
     progress(f"table: {table_path}")
     progress(f"command log: {command_log}")
     return 1 if failed else 0
+
+
+def scale_disks(work: Path) -> list[Disk]:
+    """The scale rows' disks: 32 x 4 GiB, 1 TiB and 64 TiB, sparse qcow2 (nothing written
+    until used), plugged in on virtio-scsi when the guest asks."""
+    disks = [Disk(qcow2_disk(work / f"s{i:02d}.qcow2", "4G"), serial=f"s{i:02d}",
+                  format="qcow2", scsi=True) for i in range(1, 33)]  # fmt: skip
+    disks += [Disk(qcow2_disk(work / f"{n}.qcow2", size), serial=n, format="qcow2", scsi=True)
+              for n, size in (("t1", "1T"), ("t64", "64T"))]  # fmt: skip
+    return disks
 
 
 def bench_seed(path: Path) -> Path:

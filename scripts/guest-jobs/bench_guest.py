@@ -30,7 +30,6 @@ T0 = time.monotonic()
 # One logged LVM process: direct-lvm -v prints "+ lvm fullreport ...", bash -x "+ pvcreate ..."
 LVM_LINE = re.compile(r"(?:^|\s)\+ (?:lvm\w*|pv[a-z]+|vg[a-z]+|lv[a-z]+)(?:\s|$)", re.M)
 LVM_REPEAT, PY_REPEAT = 3, 2  # medians of these many runs
-CI_DISK = "/dev/disk/by-id/virtio-benchci"
 
 
 def progress(message: str) -> None:
@@ -281,12 +280,12 @@ def mode_compare() -> None:
 
 
 # ------------------------------------------------------------ boots 2 and 3: cloud-init
-def wait_for(predicate: Any, timeout: float) -> bool:
+def wait_for(predicate: Any, timeout: float, every: float = 0.5) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.5)
+        time.sleep(every)
     return False
 
 
@@ -328,15 +327,13 @@ def mode_cloudinit(boot: int) -> None:
             "failed": not ok or not str(record_doc.get("result", "")).startswith("ok"),
             })  # fmt: skip
     progress(f"cloud-init boot {boot}: {record_doc.get('by')}: {record_doc.get('result')}")
-    if boot == 2:
-        # boot 4 runs the standalone unit on the same (converged) disk, cloud-init off
-        cfg = config("/tmp/ci.yaml", [CI_DISK], "docker")
-        Path("/etc/direct-lvm").mkdir(exist_ok=True)
-        Path("/etc/direct-lvm/config.yaml").write_text(Path(cfg).read_text())
-        sh(["systemctl", "enable", "direct-lvm.service"], check=True)
+    if boot == 2 and os.environ.get("DL_BENCH_SCALE") == "1":
+        # the scale rows ride on this boot (ci2) once its measurement is taken: its disks are
+        # hot-plugged now, so they were not there for the boot measured above
+        scale_rows()
 
 
-# ---------------------------------------------------------------- boot 4: scale
+# ------------------------------------------------- the scale rows (in ci2, after its measurement)
 SCALE_ROWS = [
     ("1 x 4 GiB", [f"s{i:02d}" for i in range(1, 2)]),
     ("8 x 4 GiB", [f"s{i:02d}" for i in range(1, 9)]),
@@ -344,6 +341,10 @@ SCALE_ROWS = [
     ("1 x 1 TiB", ["t1"]),
     ("1 x 64 TiB", ["t64"]),
 ]
+# what a row leaves that the next row's first apply must not find: the records and docker's
+# storage options (image-setup's static drop-in stays, as in a baked image: no
+# daemon-reload, as on a real first boot)
+ROW_FILES = ("/var/lib/direct-lvm", "/etc/direct-lvm/docker-storage.env")
 
 
 def disks_by_serial() -> dict[str, str]:
@@ -351,32 +352,54 @@ def disks_by_serial() -> dict[str, str]:
     return {d["serial"]: f"/dev/{d['name']}" for d in doc["blockdevices"] if d.get("serial")}
 
 
-def mode_scale() -> None:
-    unit = unit_times("direct-lvm.service")
-    boot_record = read_boot_record()
-    sh(["journalctl", "-b", "-u", "direct-lvm.service", "-o", "short-monotonic"])
-    record({"label": "direct-lvm.service, converged boot", "group": "unit", **unit,
-            "boot_record": boot_record,
-            "failed": unit["seconds"] is None or not str(boot_record.get("result", ""))
-            .startswith("ok")})  # fmt: skip
-    progress(f"unit: {unit} {boot_record.get('result')}")
+def forget_row_files() -> None:
+    for path in map(Path, ROW_FILES):
+        if path.is_dir():
+            sh(["rm", "-rf", str(path)])
+        else:
+            path.unlink(missing_ok=True)
+
+
+def blank_again(vg: str, devices: list[str]) -> None:
+    """The row's VG and PV labels gone in one lvm process (the lvm shell reads the lines on
+    stdin), then a check that the disks are blank: the next row's apply would refuse them."""
+    lines = f"vgremove -ff -y {vg}\npvremove -ff -y {' '.join(devices)}\n"
+    proc = subprocess.run(["lvm"], input=lines.encode(), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, check=False)  # fmt: skip
+    with LOG.open("a") as fh:
+        fh.write(f"\n### (helper) exit {proc.returncode}\n$ lvm <<'EOF'\n{lines}EOF\n"
+                 f"{proc.stdout.decode(errors='replace')}")  # fmt: skip
+    forget_row_files()
+
+
+def scale_rows() -> None:
+    """apply, no-op and status on 1, 8, 32 disks of 4 GiB and on one 1 TiB and one 64 TiB
+    disk (sparse qcow2 on virtio-scsi, hot-plugged by the host when asked), one VG after
+    another; then containerd's devmapper snapshotter on the 64 TiB pool."""
+    # the boot's own pool (cloud-init's, on the virtio disk) goes first: docker has one pool
     sh(["vgremove", "-ff", "-y", "docker"])
-    sh(["rm", "-rf", "/var/lib/direct-lvm", "/etc/systemd/system/docker.service.d"])
+    forget_row_files()
     wanted = {s for _, ss in SCALE_ROWS for s in ss}
     progress(f"asking the host for {len(wanted)} scsi disks")
+    start = time.monotonic()
     with open("/dev/console", "w") as console:
         print("DL-BENCH-PLUG-DISKS", file=console, flush=True)
-    if not wait_for(lambda: wanted <= set(disks_by_serial()), 600):
+    if not wait_for(lambda: wanted <= set(disks_by_serial()), 600, every=2.0):
         missing = sorted(wanted - set(disks_by_serial()))
         record({"label": "scale disks", "failed": True, "missing": missing})
         raise RuntimeError(f"scale disks missing: {missing}")
+    seen = time.monotonic() - start
     sh(["udevadm", "settle", "--timeout=300"])
+    settled = time.monotonic() - start
+    record({"label": "scale disks plugged", "group": "scale-plug", "disks": len(wanted),
+            "seen_s": round(seen, 2), "settled_s": round(settled, 2)})  # fmt: skip
     serials = disks_by_serial()
-    progress(f"{len(wanted)} scsi disks are here")
+    progress(f"{len(wanted)} scsi disks: in lsblk after {seen:.1f} s, udev settled {settled:.1f} s")
     dl = ["direct-lvm", "-v"]
     for n, (row, ss) in enumerate(SCALE_ROWS):
         vg = f"scale{n}"
-        cfg = config(f"/tmp/{vg}.yaml", [serials[s] for s in ss], vg)
+        devices = [serials[s] for s in ss]
+        cfg = config(f"/tmp/{vg}.yaml", devices, vg)
         progress(f"scale {row}")
         for what, argv in (("apply", [*dl, "apply", "--no-restart", cfg]),
                            ("noop", [*dl, "apply", "--no-restart", cfg]),
@@ -391,11 +414,13 @@ def mode_scale() -> None:
             lvs = []
         record({"label": f"scale {row}: pool", "group": "scale-pool", "row": row, "lvs": lvs,
                 "failed": not lvs})  # fmt: skip
-        # blank again for the next row: two lvm processes (a reset would be a Python start more)
-        sh(["vgremove", "-ff", "-y", vg])
-        sh(["pvremove", "-ff", "-y", *[serials[s] for s in ss]])
-        sh(["rm", "-rf", "/var/lib/direct-lvm", "/etc/systemd/system/docker.service.d"])
+        blank_again(vg, devices)
     accept_64t(serials["t64"])
+
+
+def mode_scale() -> None:
+    """The scale rows in a boot of their own (`--skip cloudinit`: no boot 3 to ride on)."""
+    scale_rows()
 
 
 def accept_64t(dev: str) -> None:

@@ -114,3 +114,42 @@ def test_only_a_guest_that_died_before_its_job_is_booted_again(tmp_path):
     assert not bench._died_before_job(result("[bench guest   3.0s] mode scale\n" + panic))
     assert not bench._died_before_job(result("Rebooting automatically due to panic= boot\n"))
     assert not bench._died_before_job(result(panic, verdict=0))
+
+
+def test_scale_rows_give_one_line_per_row_with_pool_sizes_and_the_plug_time():
+    rows = [
+        {"group": "scale-plug", "disks": 34, "seen_s": 12.5, "settled_s": 40.25},
+        *[
+            {"group": "scale", "row": "1 x 64 TiB", "what": what, "seconds": s, "lvm": lvm,
+             "rss_kib": 24 * 1024, "failed": False}
+            for what, s, lvm in (("apply", 9.0, 4), ("noop", 2.5, 1), ("status", 3.0, 2))
+        ],
+        {"group": "scale", "row": "32 x 4 GiB", "what": "apply", "seconds": 1.0, "lvm": 4,
+         "rss_kib": 1024, "failed": True},
+        {"group": "scale-pool", "row": "1 x 64 TiB", "lvs": [
+            {"lv_name": "thinpool", "lv_metadata_size": str(3498 << 20),
+             "chunk_size": "524288", "vg_size": str(64 << 40)}]},
+        {"group": "accept-verdict", "line": "io.containerd.snapshotter.v1 devmapper ok",
+         "failed": False},
+    ]  # fmt: skip
+    lines = bench.scale_section(bench.Boot("3-ci2", ok=True, rows=rows))
+    assert "boot 3-ci2" in lines[0] and "34 disks in lsblk after 12.50 s" in lines[0]
+    assert "udev settled after 40.25 s" in lines[0]
+    big = next(ln for ln in lines if ln.startswith("| 1 x 64 TiB"))
+    assert big == ("| 1 x 64 TiB | 9.00 | 2.50 | 3.00 | 4/1/2 | 24/24/24 | 64 TiB | 3.416 GiB "
+                   "| 512 KiB |")  # fmt: skip
+    failed = next(ln for ln in lines if ln.startswith("| 32 x 4 GiB"))
+    assert "| FAILED | n/a | n/a | 4/?/? |" in failed and failed.endswith("| n/a | n/a | n/a |")
+    assert any("accepts the 64 TiB pool" in ln for ln in lines)
+
+
+def test_the_scale_disks_are_34_sparse_qcow2_on_scsi(tmp_path, monkeypatch):
+    made: list[tuple[str, str]] = []
+    monkeypatch.setattr(bench, "qcow2_disk", lambda p, size: made.append((p.name, size)) or p)
+    disks = bench.scale_disks(tmp_path)
+    assert len(disks) == 34 and all(d.scsi and d.format == "qcow2" for d in disks)
+    assert made[0] == ("s01.qcow2", "4G") and made[-2:] == [("t1.qcow2", "1T"),
+                                                             ("t64.qcow2", "64T")]  # fmt: skip
+    # the guest's rows name exactly these serials
+    wanted = {s for _, ss in guest.SCALE_ROWS for s in ss}
+    assert wanted == {d.serial for d in disks}
