@@ -426,10 +426,12 @@ def scale_section(boot: Boot) -> list[str]:
              f"{fmt_s(plug.get('seen_s'))} s, udev settled after {fmt_s(plug.get('settled_s'))} s)",
              "",
              "| disks | apply s | no-op s | status s | lvm processes a/n/s "
-             "| peak RSS MiB a/n/s | VG | metadata chosen | chunk |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| peak RSS MiB a/n/s | VG | metadata chosen | chunk "
+             "| apply's vgcreate / lvcreate / wipefs (n) s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     rows = boot.group("scale")
     pools = {r["row"]: r for r in boot.group("scale-pool")}
+    steps = {r["row"]: r.get("took", {}) for r in boot.group("scale-steps")}
     for row in dict.fromkeys(r["row"] for r in rows):
         by = {r["what"]: r for r in rows if r["row"] == row}
         cells = [("FAILED" if by[w].get("failed") else f"{by[w]['seconds']:.2f}")
@@ -443,7 +445,12 @@ def scale_section(boot: Boot) -> list[str]:
             human(float(pool[k])) if pool.get(k) not in (None, "") else "n/a"
             for k in ("vg_size", "lv_metadata_size", "chunk_size")
         )
-        lines.append(f"| {row} | {' | '.join(cells)} | {lvm} | {rss} | {vg} | {meta} | {chunk} |")
+        took = steps.get(row, {})
+        parts = [fmt_s(sum(took[c])) if took.get(c) else "n/a" for c in ("vgcreate", "lvcreate")]
+        wipefs = took.get("wipefs", [])
+        parts.append(f"{fmt_s(sum(wipefs))} ({len(wipefs)})" if wipefs else "n/a")
+        lines.append(f"| {row} | {' | '.join(cells)} | {lvm} | {rss} | {vg} | {meta} | {chunk} "
+                     f"| {' / '.join(parts)} |")  # fmt: skip
     verdict = next(iter(boot.group("accept-verdict")), None)
     if verdict:
         ok = "accepts" if not verdict.get("failed") else "**does not accept**"

@@ -129,6 +129,8 @@ def test_scale_rows_give_one_line_per_row_with_pool_sizes_and_the_plug_time():
         {"group": "scale-pool", "row": "1 x 64 TiB", "lvs": [
             {"lv_name": "thinpool", "lv_metadata_size": str(3498 << 20),
              "chunk_size": "524288", "vg_size": str(64 << 40)}]},
+        {"group": "scale-steps", "row": "1 x 64 TiB",
+         "took": {"vgcreate": [1.25], "lvcreate": [35.5], "wipefs": [0.5, 0.25]}},
         {"group": "accept-verdict", "line": "io.containerd.snapshotter.v1 devmapper ok",
          "failed": False},
     ]  # fmt: skip
@@ -137,9 +139,10 @@ def test_scale_rows_give_one_line_per_row_with_pool_sizes_and_the_plug_time():
     assert "udev settled after 40.25 s" in lines[0]
     big = next(ln for ln in lines if ln.startswith("| 1 x 64 TiB"))
     assert big == ("| 1 x 64 TiB | 9.00 | 2.50 | 3.00 | 4/1/2 | 24/24/24 | 64 TiB | 3.416 GiB "
-                   "| 512 KiB |")  # fmt: skip
+                   "| 512 KiB | 1.25 / 35.50 / 0.75 (2) |")  # fmt: skip
     failed = next(ln for ln in lines if ln.startswith("| 32 x 4 GiB"))
-    assert "| FAILED | n/a | n/a | 4/?/? |" in failed and failed.endswith("| n/a | n/a | n/a |")
+    assert "| FAILED | n/a | n/a | 4/?/? |" in failed
+    assert failed.endswith("| n/a | n/a | n/a | n/a / n/a / n/a |")
     assert any("accepts the 64 TiB pool" in ln for ln in lines)
 
 
@@ -153,3 +156,20 @@ def test_the_scale_disks_are_34_sparse_qcow2_on_scsi(tmp_path, monkeypatch):
     # the guest's rows name exactly these serials
     wanted = {s for _, ss in guest.SCALE_ROWS for s in ss}
     assert wanted == {d.serial for d in disks}
+
+
+def test_an_applys_commands_are_timed_from_its_stamped_lines():
+    out = "\n".join([
+        "direct-lvm: [  2135 ms] + systemctl show docker.service -p ActiveState",
+        "direct-lvm: [  4734 ms] + wipefs --no-act --json /dev/sdb",
+        "direct-lvm: [  4834 ms] + wipefs --no-act --json /dev/sdc",
+        "direct-lvm: [  6894 ms] step 3/5: thin pool scale0/thinpool does not exist",
+        "direct-lvm: [  9362 ms] + lvcreate --yes --type thin-pool --name thinpool",
+        "direct-lvm: [ 17061 ms] step 4/5: missing: docker's storage options",
+        "direct-lvm: [ 17062 ms] + write /etc/direct-lvm/docker-storage.env (99 bytes)",
+        "direct-lvm: [ 17070 ms] cat > /etc/direct-lvm/docker-storage.env <<'EOF'",
+        "DOCKER_STORAGE_OPTIONS=--storage-driver=devicemapper",
+        "direct-lvm: [ 18494 ms] scale0/thinpool: 5 step(s) applied and verified in 16.3 s",
+    ])  # fmt: skip
+    took = guest.command_seconds(out)
+    assert took == {"systemctl": [2.599], "wipefs": [0.1, 2.06], "lvcreate": [7.699]}
