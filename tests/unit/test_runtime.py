@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from direct_lvm.runtimes._docker import parse_docker_version
@@ -110,3 +112,84 @@ def test_docker_version_from_dpkgs_status_file(tmp_path, monkeypatch):
     status.write_text(DPKG_STATUS_TEXT)
     monkeypatch.setattr(_systemd, "DPKG_STATUS", str(status))
     assert _systemd.dpkg_version(("moby-engine", "docker-ce")) == version  # no process
+
+
+# ------------------------------------------------------------ unit state without systemctl
+
+T0 = 1_700_000_000 * 10**9  # the files' time (ns); the last daemon-reload is an hour later
+RELOAD = T0 + 3600 * 10**9
+
+
+@pytest.fixture
+def systemd_tree(tmp_path, monkeypatch):
+    """A unit search path with docker.service and our drop-in, a cgroup v2 root, and a
+    generator directory as the last daemon-reload left them (all files older)."""
+    from direct_lvm.runtimes import _systemd
+
+    etc, lib, cg, gen = (tmp_path / n for n in ("etc", "lib", "cgroup", "generator"))
+    for d in (etc / "docker.service.d", lib, cg / "system.slice", gen):
+        d.mkdir(parents=True)
+    files = [lib / "docker.service", etc / "docker.service.d" / "direct-lvm.conf"]
+    files[0].write_text("[Service]\nExecStart=/usr/sbin/dockerd -H fd://\n")
+    files[1].write_text("[Service]\nEnvironmentFile=-/etc/direct-lvm/docker-storage.env\n")
+    (cg / "cgroup.procs").write_text("1\n")
+    for p in (*files, etc / "docker.service.d", etc, lib):
+        os.utime(p, ns=(T0, T0))
+    os.utime(gen, ns=(RELOAD, RELOAD))
+    monkeypatch.setattr(_systemd, "UNIT_SEARCH", (str(etc), str(lib)))
+    monkeypatch.setattr(_systemd, "CGROUP_ROOTS", (str(cg), str(tmp_path / "no-such")))
+    monkeypatch.setattr(_systemd, "GENERATOR_DIRS", (str(gen), str(tmp_path / "no-gen")))
+
+    def no_systemctl(argv, **kw):
+        raise AssertionError(f"ran {argv}")
+
+    monkeypatch.setattr(_systemd, "run", no_systemctl)
+    return {"etc": etc, "lib": lib, "cgroup": cg, "generator": gen}
+
+
+def test_a_stopped_docker_with_nothing_to_reload_needs_no_systemctl(systemd_tree):
+    from direct_lvm.runtimes import _systemd
+
+    assert _systemd.quiet_service("docker.service")
+    assert _systemd.unit_state("docker.service", cheap=True) == (False, (), False)
+    with pytest.raises(AssertionError, match="systemctl"):
+        _systemd.unit_state("docker.service")  # not asked to be cheap: systemctl
+
+
+def _old_slice_dropin(d):
+    (d / "slice.conf").write_text("[Service]\nSlice=a.slice\n")
+    for p in (d / "slice.conf", d):
+        os.utime(p, ns=(T0, T0))  # only the Slice= line can tell
+
+
+def _newer(path):
+    os.utime(path, ns=(RELOAD + 1, RELOAD + 1))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # docker runs (or its cgroup is still there): systemd tells whether and how
+        lambda t: (t["cgroup"] / "system.slice" / "docker.service").mkdir(),
+        # a drop-in written after the last daemon-reload (a run stopped before its reload)
+        lambda t: _newer(t["etc"] / "docker.service.d" / "direct-lvm.conf"),
+        # one removed (its directory changed)
+        lambda t: _newer(t["etc"] / "docker.service.d"),
+        # the vendor unit replaced, a drop-in directory made, a type-wide drop-in
+        lambda t: _newer(t["lib"] / "docker.service"),
+        lambda t: (t["etc"] / "docker.service.d").rename(t["etc"] / "x.d"),  # a directory gone
+        lambda t: (t["etc"] / "service.d").mkdir(),
+        # docker's processes would be in another slice
+        lambda t: _old_slice_dropin(t["etc"] / "docker.service.d"),
+        # no generator directory, no cgroup hierarchy: cannot be told
+        lambda t: t["generator"].rmdir(),
+        lambda t: (t["cgroup"] / "cgroup.procs").unlink(),
+    ],
+)
+def test_any_doubt_asks_systemctl(systemd_tree, change):
+    from direct_lvm.runtimes import _systemd
+
+    change(systemd_tree)
+    assert not _systemd.quiet_service("docker.service")
+    with pytest.raises(AssertionError, match="systemctl"):
+        _systemd.unit_state("docker.service", cheap=True)

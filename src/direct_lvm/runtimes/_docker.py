@@ -103,7 +103,7 @@ def probe_docker(*, service_state: bool = True) -> ServiceState:
     active, need_reload = False, False
     cmdline: tuple[str, ...] = ()
     if service_state:
-        active, cmdline, need_reload = unit_state(DOCKER_UNIT)
+        active, cmdline, need_reload = unit_state(DOCKER_UNIT, cheap=True)
     return ServiceState(
         unit=DOCKER_UNIT,
         installed=True,
