@@ -26,6 +26,7 @@ from .pool import PROFILE_DIR as PROFILE_DIR
 from .pool import profile_files, profile_policy
 from .pool import profile_path as profile_path
 from .probe import Block, LvmState, probe_block, probe_lvm, probe_mounts
+from .render import warm_up
 from .run import run
 from .runtimes._docker import DOCKER_HOLD_UNITS, backups
 from .runtimes._systemd import RestartMode
@@ -71,6 +72,7 @@ def observe(
     rt = runtimes.get(spec.runtime)
     state = rt.probe(spec, restart=restart)
     rt.check(spec, state)
+    warm_up()  # a first run imports jinja2 while find_devices' commands run
     found = find_devices(spec, wait=wait)
     state = rt.probe_lv(spec, found.lvm, state)
     files = desired_files(spec, state)

@@ -279,6 +279,7 @@ class _Record:
         self.path = path
         self.write = write
         self.entries: dict[str, str] = {}
+        self.warmed = False  # warm_up() started jinja2's import
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, ValueError):
@@ -329,6 +330,32 @@ def remember(path: str = "", *, write: bool = True) -> None:
     (default RECORD), and add new ones to it unless write is False (plan: read-only).
     apply, the boot path and plan call this; render and image-setup do not."""
     _record[:] = [_Record(path or RECORD, write=write)]
+
+
+def warm_up() -> None:
+    """Called as the probes' commands start (core.observe). With an empty record in use
+    (a first run, or the record deleted) this run will render: jinja2 is imported and
+    the environment built in a thread while lvm and lsblk run (the main thread waits on
+    them with the GIL released; started earlier, it competed with the main thread's own
+    Python). Under TCG the import is ~0.5 s of a first apply. environment() and the
+    import lock make render() wait for it, or do it, whichever comes first. A run with
+    a record (converged) never starts it."""
+    if _record and not _record[0].entries and not _record[0].warmed:
+        _record[0].warmed = True
+        _prefetch()
+
+
+def _prefetch() -> None:
+    import threading  # logging has imported it already
+
+    threading.Thread(target=_warm, name="direct-lvm-jinja2", daemon=False).start()
+
+
+def _warm() -> None:
+    import contextlib
+
+    with contextlib.suppress(Exception):  # render() raises it where it is needed
+        environment()
 
 
 def forget() -> None:

@@ -179,3 +179,42 @@ def test_plan_reads_the_record_but_never_writes_it(tmp_path, monkeypatch):
     monkeypatch.undo()
     render.render(PROFILE, **CTX)
     assert not (tmp_path / "absent").exists()
+
+
+def test_an_empty_record_starts_jinja2_early_and_a_full_one_does_not(tmp_path, monkeypatch):
+    """A first run (no record) will render: jinja2 is imported beside the probes, once.
+    A run with a record (the converged case), or with none in use, never starts it."""
+    started = []
+    monkeypatch.setattr(render, "_prefetch", lambda: started.append(1))
+    path = str(tmp_path / "rec.json")
+    render.forget()
+    render.warm_up()
+    assert started == []
+    render.remember(path)
+    assert started == []  # not before the probes start
+    render.warm_up()
+    render.warm_up()
+    assert started == [1]
+    render.render(PROFILE, **CTX)  # kept in the record
+    render.remember(path)
+    render.warm_up()
+    assert started == [1]
+    render.remember(str(tmp_path / "absent.json"), write=False)  # plan on a fresh host
+    render.warm_up()
+    assert started == [1, 1]
+
+
+def test_the_early_import_builds_the_one_environment_or_leaves_the_error_to_render(
+    monkeypatch,
+):
+    render.environment.cache_clear()
+    render._warm()
+    assert render.environment.cache_info().currsize == 1  # render() reuses it
+
+    def broken():
+        raise ImportError("no jinja2")
+
+    monkeypatch.setattr(render, "environment", broken)
+    render._warm()  # swallowed here; render() raises it in the main thread
+    with pytest.raises(ImportError):
+        render._render(PROFILE, CTX)
