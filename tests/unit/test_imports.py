@@ -35,7 +35,8 @@ def test_version_imports_only_the_cli_and_the_version(own_python):
     assert set(result["new"]) <= {"direct_lvm", "direct_lvm.cli", "__future__"}, result["new"]
 
 
-CONVERGED = """
+# Both adapters imported as cloud-init and the CLI import them (cloudinit faked)
+ADAPTERS = """
 import json, sys
 cloudinit = type(sys)("cloudinit")
 settings = type(sys)("cloudinit.settings")
@@ -46,7 +47,12 @@ sys.path.insert(0, {module_dir!r})
 import cc_direct_lvm
 import direct_lvm.bootpath
 import direct_lvm.cli
-from direct_lvm import core, render, spec
+"""
+
+
+CONVERGED = (
+    ADAPTERS
+    + """from direct_lvm import core, render, spec
 from direct_lvm.observed import RuntimeState
 from direct_lvm.runtimes._systemd import ServiceState
 s = spec.load_file({config!r})
@@ -55,6 +61,7 @@ docker = ServiceState("docker.service", True, (20, 10), exec_start={exec_start!r
 files = core.desired_files(s, RuntimeState(service=docker))
 print(json.dumps({{"files": files, "modules": sorted(sys.modules)}}))
 """
+)
 
 
 def test_a_converged_run_imports_no_jinja2_jsonschema_or_tomlkit(own_python, tmp_path):
@@ -99,18 +106,9 @@ def test_without_the_record_the_same_run_renders_with_jinja2(own_python, tmp_pat
 # imported, the config read and validated, the files rendered from the record, the plan
 # made from a converged state (empty) and verified, the apply and boot records written;
 # the probes' own modules are imported (their commands are the guest's to run).
-CONVERGED_RUN = """
-import json, sys
-cloudinit = type(sys)("cloudinit")
-settings = type(sys)("cloudinit.settings")
-settings.PER_ALWAYS = "always"
-cloudinit.settings = settings
-sys.modules["cloudinit"], sys.modules["cloudinit.settings"] = cloudinit, settings
-sys.path.insert(0, {module_dir!r})
-import cc_direct_lvm
-import direct_lvm.bootpath
-import direct_lvm.cli
-from direct_lvm import OWNER_TAG, core, render, spec
+CONVERGED_RUN = (
+    ADAPTERS
+    + """from direct_lvm import OWNER_TAG, core, render, spec
 from direct_lvm.observed import Observed, RuntimeState
 from direct_lvm.plan import plan
 from direct_lvm.probe import LV, PV, VG, LvmState
@@ -135,6 +133,7 @@ direct_lvm.bootpath.write_record("test", "ok", 0, path={tmp!r} + "/boot.json")
 print(json.dumps({{"empty": the_plan.empty, "checks": list(checks),
                   "modules": sorted(sys.modules)}}))
 """
+)
 
 # What a converged docker-devicemapper run does not need (issue 13): status and the
 # plain-LV runtimes' module (imported where used), the other runtimes' plugins, the
