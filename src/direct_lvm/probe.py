@@ -336,9 +336,9 @@ def with_signatures(dev: BlockDevice, label: str, *, always: bool = False) -> Bl
     signature udev missed (two at once, or written after udev's probe) still stops
     vgcreate and vgextend, whose own blkid check asks before wiping and, on a closed
     stdin, answers no; apply then names it with wipefs (discover.missed_signatures)."""
-    if not (always or dev.fstype or dev.pttype):
-        return BlockDevice(**{**dev.__dict__, "path": label, "signatures": ()})
-    sigs = parse_wipefs(run(["wipefs", "--no-act", "--json", dev.real]).stdout)
+    sigs: tuple[str, ...] = ()
+    if always or dev.fstype or dev.pttype:
+        sigs = parse_wipefs(run(["wipefs", "--no-act", "--json", dev.real]).stdout)
     return BlockDevice(**{**dev.__dict__, "path": label, "signatures": sigs})
 
 
