@@ -64,13 +64,19 @@ print(json.dumps({{"files": files, "modules": sorted(sys.modules)}}))
 )
 
 
-def test_a_converged_run_imports_no_jinja2_jsonschema_or_tomlkit(own_python, tmp_path):
+def _converged(tmp_path):
+    """A config and the render record of the run that converged on it (it rendered
+    docker-devicemapper's files and kept them): (config, record, those files)."""
     config = tmp_path / "config.yaml"
     config.write_text("direct_lvm:\n  devices: [/dev/vdb]\n")
     record = str(tmp_path / "rendered.json")
-    render.remember(record)  # the run that converged: it rendered and kept the record
+    render.remember(record)
     docker = ServiceState("docker.service", True, (20, 10), exec_start=EXEC)
-    expected = core.desired_files(spec.load_file(config), RuntimeState(service=docker))
+    return config, record, core.desired_files(spec.load_file(config), RuntimeState(service=docker))
+
+
+def test_a_converged_run_imports_no_jinja2_jsonschema_or_tomlkit(own_python, tmp_path):
+    config, record, expected = _converged(tmp_path)
     out = own_python(
         CONVERGED.format(
             module_dir=str(ROOT / "cloudinit_module"),
@@ -161,12 +167,7 @@ NOT_ON_THE_CONVERGED_PATH = (
 
 
 def test_a_converged_devicemapper_run_imports_only_what_it_uses(own_python, tmp_path):
-    config = tmp_path / "config.yaml"
-    config.write_text("direct_lvm:\n  devices: [/dev/vdb]\n")
-    record = str(tmp_path / "rendered.json")
-    render.remember(record)
-    docker = ServiceState("docker.service", True, (20, 10), exec_start=EXEC)
-    core.desired_files(spec.load_file(config), RuntimeState(service=docker))  # the record
+    config, record, _ = _converged(tmp_path)
     out = own_python(
         CONVERGED_RUN.format(
             module_dir=str(ROOT / "cloudinit_module"),

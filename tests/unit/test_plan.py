@@ -229,11 +229,7 @@ def test_by_id_link_is_used_through_its_resolved_node(blank_disk):
 
 def test_vg_left_without_pool_gets_the_pool(blank_disk):
     s = mkspec()
-    lvm = converged_lvm(s)
-    vg = lvm.vgs[0]
-    empty_vg = VG(vg.name, vg.uuid, vg.size, vg.size, vg.extent_size, vg.extent_count,
-                  vg.extent_count, vg.tags)  # fmt: skip
-    lvm = LvmState(lvm.pvs, (empty_vg,), ())
+    lvm = _vg_with(s)  # the VG, all of it free, no LV
     obs = make_observed(lvm, {}, dict(core_files(s)), docker())
     p = plan(s, obs, core_files(s))
     assert [st.argv[0] for st in p.steps] == ["lvcreate", "systemctl"]
