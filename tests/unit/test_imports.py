@@ -64,28 +64,30 @@ print(json.dumps({{"files": files, "modules": sorted(sys.modules)}}))
 )
 
 
-def _converged(tmp_path):
-    """A config and the render record of the run that converged on it (it rendered
-    docker-devicemapper's files and kept them): (config, record, those files)."""
+def _run_converged(own_python, tmp_path, script):
+    """Run script (CONVERGED or CONVERGED_RUN) in a fresh interpreter on a config and the
+    render record of the run that converged on it (it rendered docker-devicemapper's
+    files and kept them): (the script's JSON result, those files)."""
     config = tmp_path / "config.yaml"
     config.write_text("direct_lvm:\n  devices: [/dev/vdb]\n")
     record = str(tmp_path / "rendered.json")
     render.remember(record)
     docker = ServiceState("docker.service", True, (20, 10), exec_start=EXEC)
-    return config, record, core.desired_files(spec.load_file(config), RuntimeState(service=docker))
-
-
-def test_a_converged_run_imports_no_jinja2_jsonschema_or_tomlkit(own_python, tmp_path):
-    config, record, expected = _converged(tmp_path)
+    files = core.desired_files(spec.load_file(config), RuntimeState(service=docker))
     out = own_python(
-        CONVERGED.format(
+        script.format(
             module_dir=str(ROOT / "cloudinit_module"),
             config=str(config),
             record=record,
             exec_start=EXEC,
+            tmp=str(tmp_path),
         )  # fmt: skip
     )
-    result = json.loads(out.splitlines()[-1])
+    return json.loads(out.splitlines()[-1]), files
+
+
+def test_a_converged_run_imports_no_jinja2_jsonschema_or_tomlkit(own_python, tmp_path):
+    result, expected = _run_converged(own_python, tmp_path, CONVERGED)
     assert result["files"] == expected  # the same texts, from the record
     assert len(expected) == 3  # the LVM profile, docker's storage options and its drop-in
     loaded = {m.split(".")[0] for m in result["modules"]}
@@ -167,17 +169,7 @@ NOT_ON_THE_CONVERGED_PATH = (
 
 
 def test_a_converged_devicemapper_run_imports_only_what_it_uses(own_python, tmp_path):
-    config, record, _ = _converged(tmp_path)
-    out = own_python(
-        CONVERGED_RUN.format(
-            module_dir=str(ROOT / "cloudinit_module"),
-            config=str(config),
-            record=record,
-            exec_start=EXEC,
-            tmp=str(tmp_path),
-        )  # fmt: skip
-    )
-    result = json.loads(out.splitlines()[-1])
+    result, _ = _run_converged(own_python, tmp_path, CONVERGED_RUN)
     assert result["empty"] and result["checks"]  # converged, and verified
     modules = set(result["modules"])
     assert sorted(modules & set(NOT_ON_THE_CONVERGED_PATH)) == []
