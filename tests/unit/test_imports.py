@@ -184,20 +184,8 @@ def test_a_converged_devicemapper_run_imports_only_what_it_uses(own_python, tmp_
 def test_a_plain_lv_runtime_brings_the_modules_left_off_back(own_python, tmp_path):
     """The check above can fail: the same child, then docker-overlay2's plugin (a plain
     LV: it uses _lvroot, which uses status), imports what the check looks for."""
-    config = tmp_path / "config.yaml"
-    config.write_text("direct_lvm:\n  devices: [/dev/vdb]\n")
-    record = str(tmp_path / "rendered.json")
-    render.remember(record)
-    docker = ServiceState("docker.service", True, (20, 10), exec_start=EXEC)
-    core.desired_files(spec.load_file(config), RuntimeState(service=docker))
-    child = CONVERGED_RUN.format(
-        module_dir=str(ROOT / "cloudinit_module"),
-        config=str(config),
-        record=record,
-        exec_start=EXEC,
-        tmp=str(tmp_path),
-    )  # fmt: skip
     overlay2 = "from direct_lvm import runtimes\nruntimes.get('docker-overlay2')\n"
-    child = child.replace("print(json.dumps(", overlay2 + "print(json.dumps(", 1)
-    modules = set(json.loads(own_python(child).splitlines()[-1])["modules"])
+    child = CONVERGED_RUN.replace("print(json.dumps(", overlay2 + "print(json.dumps(", 1)
+    result, _ = _run_converged(own_python, tmp_path, child)
+    modules = set(result["modules"])
     assert {"direct_lvm.runtimes._lvroot", "direct_lvm.status"} <= modules
