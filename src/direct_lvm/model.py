@@ -39,6 +39,9 @@ class Spec(Record):
     wipe_signatures: bool
     wait_timeout: float
     error_when_full: bool = False  # lvm's --errorwhenfull: fail writes at once, not queue
+    # lvm's allocation/zero_metadata when the pool is created: the whole metadata LV and
+    # its spare zeroed (lvm's default) or only their first 4 KiB
+    zero_metadata: bool = True
     selectors: tuple[Selector, ...] = ()  # the selector entries of devices
     # The LV this config's storage is: the pool, or a plain-LV runtime's own LV ("": the
     # pool). Set by the parser from the runtime plugin's lv_field.

@@ -554,6 +554,7 @@ def from_mapping(data: dict[str, Any]) -> Spec:
         wipe_signatures=d["wipe_signatures"],
         wait_timeout=float(d["wait_timeout"]),
         error_when_full=d["error_when_full"],
+        zero_metadata=d["zero_metadata"],
         selectors=tuple(selectors),
         lv=_at_path(d, lv_path),
         options=rt.parse_section(d[rt.section]) if rt.section else None,
@@ -602,5 +603,6 @@ def to_mapping(spec: Spec) -> dict[str, Any]:
         "wipe_signatures": spec.wipe_signatures,
         "wait_timeout": spec.wait_timeout,
         "error_when_full": spec.error_when_full,
+        "zero_metadata": spec.zero_metadata,
         **runtimes.get(spec.runtime).section_mapping(spec),
     }

@@ -76,6 +76,21 @@ def test_blank_disk_plan_creates_everything_in_order(blank_disk):
     assert p.notes == ()  # the defaults leave room for an extension
 
 
+@pytest.mark.parametrize("zero_metadata", [True, False])
+def test_zero_metadata_false_asks_lvm_for_the_header_only(blank_disk, zero_metadata):
+    s = mkspec(zero_metadata=zero_metadata)
+    p = plan(s, blank_observed(s, blank_disk), core_files(s))
+    lvcreate = next(st.argv for st in p.steps if st.argv[:1] == ("lvcreate",))
+    said = "metadata zeroed in its first 4 KiB only"
+    if zero_metadata:  # lvm's default (the whole metadata LV and its spare) stays
+        assert "--config" not in lvcreate
+        assert not any(said in f for f in p.facts)
+    else:
+        assert lvcreate[lvcreate.index("--config") + 1] == "allocation/zero_metadata=0"
+        assert lvcreate[-1] == "docker"  # the VG stays the last argument
+        assert any(said in f for f in p.facts)
+
+
 def test_converged_system_plans_nothing():
     s = mkspec()
     files = core_files(s)

@@ -5,6 +5,7 @@ Disks (tests/guest/test_guest_devices.py; prep.sh puts them in their state):
   vdd dl-foreign (PV of VG foreign) | vde dl-mounted (ext4, mounted ro) |
   vdf dl-swap (swap signature) | vdg dl-data (2G blank) | vdh dl-small (32M blank) |
   vdi dl-twin1, vdj dl-twin2 (96M blank each) | vdk dl-ro (read-only) |
+  vdl dl-stale (64M of 0xab bytes: old data without a signature) |
   nvme0n1 dl-nvme (emulated NVMe) | sda the job disk (mounted at /job)
   dl-late: hot-plugged by the host once apply prints that it is still waiting for it.
 
@@ -266,3 +267,33 @@ def test_hotplugged_disk_is_waited_for():
     lv = subprocess.run(["lvs", "late/thinpool"], capture_output=True)
     assert lv.returncode == 0
     print(f"apply took {time.monotonic() - start:.1f} s including the wait")
+
+
+# ------------------------------------------------------------------ zero_metadata
+
+
+def test_zero_metadata_false_zeroes_only_the_metadata_header():
+    """dl-stale holds 0xab bytes and no signature (prep), so it is accepted. With
+    zero_metadata: false lvm zeroes only the first 4 KiB of the new metadata LV: its
+    tail still holds the disk's old bytes. With the default (lvm's allocation/
+    zero_metadata) the whole metadata LV reads as zeros. Each pool works: a second
+    apply changes nothing."""
+    dev = os.path.realpath(f"{BY_ID}dl-stale")
+    tails = {}
+    for n, zero_metadata in enumerate(("false", "true")):
+        vg = f"stale{n}"
+        config = write_config(vg, f"devices: [{{serial: dl-stale}}]\nvg: {vg}\n"
+                                  f"zero_metadata: {zero_metadata}")  # fmt: skip
+        r = apply(config)
+        assert r.returncode == 0, r.stderr
+        asked = "--config allocation/zero_metadata=0" in r.stderr
+        assert asked == (zero_metadata == "false"), r.stderr
+        with open(f"/dev/mapper/{vg}-thinpool_tmeta", "rb") as f:
+            f.seek(-65536, os.SEEK_END)
+            tails[zero_metadata] = f.read()
+        again = apply(config)
+        assert again.returncode == 0 and "nothing changed" in again.stderr, again.stderr
+        for argv in (["vgremove", "-ff", "-y", vg], ["pvremove", "-ff", "-y", dev]):
+            subprocess.run(argv, check=True, capture_output=True)
+    assert tails["false"] == b"\xab" * 65536
+    assert tails["true"] == bytes(65536)
