@@ -24,8 +24,9 @@ from guestkit.vm import run_job
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE = ROOT / ".cache" / "bake"
 JOB = ROOT / "scripts" / "guest-jobs" / "bake-base.sh"
-# guestkit's image has a bare ext4 root labelled `root` (no partition table).
-CMDLINE = "root=LABEL=root rw console=ttyS0,115200"
+# guestkit's image has a bare ext4 root labelled `root` (no partition table);
+# no_timer_check as guestkit boots it (TCG on a loaded host can fail that check: a panic).
+CMDLINE = "root=LABEL=root rw console=ttyS0,115200 no_timer_check"
 STAMP = "base.json"
 JOB_TIMEOUT_S = 900
 

@@ -138,8 +138,12 @@ def accel_args() -> list[str]:
 
 
 def kernel_cmdline(extra: str = "") -> str:
-    """Kernel command line; cloud-init is disabled unless extra selects a datasource."""
-    args = ["root=LABEL=root", "rw", "console=ttyS0,115200", "panic=-1", "dl.job=1"]
+    """Kernel command line; cloud-init is disabled unless extra selects a datasource.
+    no_timer_check: under TCG on a loaded host the kernel's IO-APIC timer check can miss
+    the emulated timer's ticks and panic ("IO-APIC + timer doesn't work!") before init;
+    virtual machines skip that check (cloud images set it too)."""
+    args = ["root=LABEL=root", "rw", "console=ttyS0,115200", "panic=-1", "no_timer_check",
+            "dl.job=1"]
     if not re.search(r"(^|\s)(ds=|cloud-init=)", extra):
         args.append("cloud-init=disabled")
     return " ".join([*args, *extra.split()])
