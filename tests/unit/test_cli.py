@@ -335,3 +335,74 @@ def test_status_output_needs_the_prometheus_format(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"--output {tmp_path}/x.prom is for the Prometheus textfile only" in err
     assert "fix: add --format prometheus" in err
+
+
+class _Exited(Exception):
+    """os._exit, faked: the code it was given."""
+
+
+def _fake_exit(monkeypatch, calls):
+    import os
+
+    def fake(code):
+        calls.append(("_exit", code))
+        raise _Exited(code)
+
+    monkeypatch.setattr(os, "_exit", fake)
+
+
+class _Stream:
+    """A stream that records its flushes (or fails them: a closed pipe)."""
+
+    def __init__(self, name, calls, fail=False):
+        self.name, self.calls, self.fail = name, calls, fail
+
+    def write(self, text):
+        return len(text)
+
+    def flush(self):
+        self.calls.append(("flush", self.name))
+        if self.fail:
+            raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_entry_flushes_stdout_and_stderr_then_exits_with_mains_code(monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli, "main", lambda: 4)
+    monkeypatch.setattr(sys, "stdout", _Stream("stdout", calls))
+    monkeypatch.setattr(sys, "stderr", _Stream("stderr", calls))
+    _fake_exit(monkeypatch, calls)
+    with pytest.raises(_Exited):
+        cli.entry()
+    assert calls == [("flush", "stdout"), ("flush", "stderr"), ("_exit", 4)]
+
+
+def test_entry_leaves_a_failed_flush_to_pythons_own_exit(monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli, "main", lambda: 0)
+    monkeypatch.setattr(sys, "stdout", _Stream("stdout", calls, fail=True))
+    _fake_exit(monkeypatch, calls)
+    with pytest.raises(SystemExit) as exc:
+        cli.entry()
+    assert exc.value.code == 0
+    assert ("_exit", 0) not in calls
+
+
+def test_entry_lets_mains_system_exit_through(monkeypatch, capsys):
+    calls = []
+    _fake_exit(monkeypatch, calls)
+    monkeypatch.setattr(sys, "argv", ["direct-lvm", "--version"])
+    with pytest.raises(SystemExit) as exc:
+        cli.entry()
+    assert exc.value.code == 0
+    assert calls == []
+    assert capsys.readouterr().out == f"direct-lvm {cli.__version__}\n"
+
+
+def test_the_command_and_python_m_go_through_entry():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    pyproject = (root / "pyproject.toml").read_text()
+    assert '\n[project.scripts]\ndirect-lvm = "direct_lvm.cli:entry"\n' in pyproject
+    assert "entry()" in (root / "src/direct_lvm/__main__.py").read_text()
