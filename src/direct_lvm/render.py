@@ -278,16 +278,23 @@ class _Record:
     def __init__(self, path: str, *, write: bool = True) -> None:
         self.path = path
         self.write = write
-        self.entries: dict[str, str] = {}
         self.warmed = False  # warm_up() started jinja2's import
+        self.entries: dict[str, str] = self._load()
+        # empty as found (a first run, or the record deleted): this run will render.
+        # Not `entries` later: the config's parse is kept (spec.read_mapping) before
+        # the probes start, and that made every first run look like a converged one.
+        self.fresh = not self.entries
+
+    def _load(self) -> dict[str, str]:
         try:
-            data = json.loads(Path(path).read_text())
+            data = json.loads(Path(self.path).read_text())
         except (OSError, ValueError):
-            return
+            return {}
         if isinstance(data, dict) and data.get("format") == RECORD_FORMAT:
             entries = data.get("entries")
             if isinstance(entries, dict):
-                self.entries = {k: v for k, v in entries.items() if isinstance(v, str)}
+                return {k: v for k, v in entries.items() if isinstance(v, str)}
+        return {}
 
     def get(self, key: str) -> str | None:
         text = self.entries.pop(key, None)
@@ -333,14 +340,14 @@ def remember(path: str = "", *, write: bool = True) -> None:
 
 
 def warm_up() -> None:
-    """Called as the probes' commands start (core.observe). With an empty record in use
-    (a first run, or the record deleted) this run will render: jinja2 is imported and
-    the environment built in a thread while lvm and lsblk run (the main thread waits on
-    them with the GIL released; started earlier, it competed with the main thread's own
-    Python). Under TCG the import is ~0.5 s of a first apply. environment() and the
-    import lock make render() wait for it, or do it, whichever comes first. A run with
-    a record (converged) never starts it."""
-    if _record and not _record[0].entries and not _record[0].warmed:
+    """Called as the probes' commands start (core.observe). With a record in use that
+    was empty when loaded (a first run, or the record deleted) this run will render:
+    jinja2 is imported and the environment built in a thread while lvm and lsblk run
+    (the main thread waits on them with the GIL released; started earlier, it competed
+    with the main thread's own Python). Under TCG the import is ~0.5 s of a first
+    apply. environment() and the import lock make render() wait for it, or do it,
+    whichever comes first. A run with a record (converged) never starts it."""
+    if _record and _record[0].fresh and not _record[0].warmed:
         _record[0].warmed = True
         _prefetch()
 

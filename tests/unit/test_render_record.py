@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from direct_lvm import render
+from direct_lvm import render, spec
 
 PROFILE = "lvm-profile.profile.j2"
 CTX = {"vg": "docker", "pool": "thinpool", "threshold": 80, "percent": 20}
@@ -202,6 +202,21 @@ def test_an_empty_record_starts_jinja2_early_and_a_full_one_does_not(tmp_path, m
     render.remember(str(tmp_path / "absent.json"), write=False)  # plan on a fresh host
     render.warm_up()
     assert started == [1, 1]
+
+
+def test_a_first_run_starts_jinja2_early_though_the_configs_parse_is_kept_first(
+    tmp_path, monkeypatch
+):
+    """apply keeps the config's parse in the record (spec.read_mapping) before the probes
+    start: the record is no longer empty then, and the run still renders everything."""
+    started = []
+    monkeypatch.setattr(render, "_prefetch", lambda: started.append(1))
+    path = tmp_path / "rec.json"
+    render.remember(str(path))
+    spec.read_mapping("direct_lvm:\n  devices: [/dev/vdb]\n", "config.yaml")
+    assert len(json.loads(path.read_text())["entries"]) == 1  # the parse, kept
+    render.warm_up()
+    assert started == [1]
 
 
 def test_the_early_import_builds_the_one_environment_or_leaves_the_error_to_render(
