@@ -11,11 +11,11 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from . import runtimes
-from ._record import Record
+from ._record import Record, record
 from .configfile import read_config_if_present
 from .discover import PV_MAKERS, find_devices, missed_signatures
 from .errors import CommandError, DirectLvmError
@@ -149,7 +149,7 @@ def execute(steps: tuple[Step, ...], *, after_step: AfterStep | None = None) -> 
             after_step(k, step)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class ApplyResult(Record):
     plan: Plan
     verified: tuple[str, ...]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
-from ._record import Record
+from ._record import Record, record
 from .errors import ConfigError
 from .probe import BlockDevice
 from .units import format_size, human
@@ -25,7 +25,7 @@ BY_ID = "/dev/disk/by-id/"
 SELECTOR_KEYS = ("id", "serial", "wwn", "size", "min_size", "max_size", "first_empty")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Selector(Record):
     id: str = ""
     serial: str = ""
@@ -115,7 +115,7 @@ def not_empty(dev: BlockDevice, pv_vg: str | None) -> str | None:
     return None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Choice(Record):
     label: str  # the config entry (a path, or a selector's label)
     real: str  # the kernel device node
@@ -126,7 +126,7 @@ class Choice(Record):
     size: int = 0
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Selection(Record):
     chosen: tuple[Choice, ...]
     missing: tuple[str, ...]  # entries nothing matched (yet)

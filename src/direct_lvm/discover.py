@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
-from ._record import Record
+from ._record import Record, record
 from .devices import BY_ID, Choice, Selection, Selector, id_name, select
 from .errors import RefusedError
 from .model import Spec
@@ -39,7 +38,7 @@ log = logging.getLogger("direct_lvm")
 PROGRESS_EVERY = 5.0
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Found(Record):
     lvm: LvmState
     choices: tuple[Choice, ...]

@@ -3,9 +3,7 @@ only holds the result, so the runtimes can name Spec without importing the parse
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ._record import Record
+from ._record import Record, record
 from .devices import Selector
 from .runtimes.table import Runtime
 from .units import dm_name
@@ -15,7 +13,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Autoextend(Record):
     threshold: int
     percent: int
@@ -25,7 +23,7 @@ class Autoextend(Record):
         return self.threshold < 100
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Spec(Record):
     runtime: Runtime
     devices: tuple[str, ...]  # labels: a path, or a selector's label (see selectors)

@@ -5,9 +5,9 @@ returns) and `RootState` (a plain-LV runtime's LV, filesystem and mount)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
-from ._record import Record
+from ._record import Record, record
 from .devices import Choice
 from .probe import BlockDevice, LvmState, Mount
 from .runtimes._systemd import ServiceState
@@ -16,7 +16,7 @@ from .runtimes._systemd import ServiceState
 OURS = "ours"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class RootState(Record):
     """A plain-LV runtime's root directory and LV (runtimes/_lvroot.py probes it)."""
 
@@ -28,7 +28,7 @@ class RootState(Record):
     at_root: Mount | None = None  # what findmnt found mounted at the root (None: nothing)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class RuntimeState(Record):
     """One runtime as its plugin's probe found it. Fields a runtime does not use stay at
     their defaults."""
@@ -40,7 +40,7 @@ class RuntimeState(Record):
     root: RootState | None = None  # plain-LV runtimes only
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Observed(Record):
     lvm: LvmState
     devices: Mapping[str, BlockDevice] = field(default_factory=dict)  # devices not yet ours

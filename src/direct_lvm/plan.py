@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from . import OWNER_TAG, runtimes
-from ._record import Record
+from ._record import Record, record
 from .errors import ConfigError, RefusedError
 from .growth import grow_pool, grow_vg
 from .model import Spec
@@ -149,7 +149,7 @@ def estimate_vg(devices: Mapping[str, BlockDevice]) -> tuple[int, int]:
     return DEFAULT_EXTENT, count
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Sizing(Record):
     extent: int
     vg_bytes: int

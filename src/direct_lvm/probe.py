@@ -8,10 +8,10 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from . import OWNER_TAG
-from ._record import Record
+from ._record import Record, record
 from .errors import CommandError
 from .run import run
 from .units import PV_PE_START, human
@@ -44,7 +44,7 @@ def fullreport_argv() -> list[str]:
     ]  # fmt: skip
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class PV(Record):
     name: str
     uuid: str
@@ -54,7 +54,7 @@ class PV(Record):
     pe_start: int = PV_PE_START  # where the first extent starts (lvm2's default)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class VG(Record):
     name: str
     uuid: str
@@ -70,7 +70,7 @@ class VG(Record):
         return OWNER_TAG in self.tags
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class LV(Record):
     vg: str
     name: str
@@ -101,7 +101,7 @@ class LV(Record):
         return OWNER_TAG in self.tags
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class LvmState(Record):
     pvs: tuple[PV, ...] = ()
     vgs: tuple[VG, ...] = ()
@@ -203,7 +203,7 @@ LSBLK_COLUMNS = "NAME,PATH,TYPE,SIZE,FSTYPE,PTTYPE,MOUNTPOINTS,SERIAL,WWN,RO"
 LSBLK_COLUMNS_BEFORE_2_37 = LSBLK_COLUMNS.replace("MOUNTPOINTS", "MOUNTPOINT")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class BlockDevice(Record):
     path: str  # as the config names it
     real: str  # the kernel device node it resolves to
@@ -350,7 +350,7 @@ def with_signatures(dev: BlockDevice, label: str, *, always: bool = False) -> Bl
 FINDMNT_ARGV = ("findmnt", "--json", "--list", "-o", "TARGET,SOURCE,FSTYPE,MAJ:MIN,OPTIONS")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Mount(Record):
     target: str
     devno: str  # "major:minor" of the mounted filesystem's device

@@ -8,9 +8,8 @@ import os
 import shlex
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from ._record import Record
+from ._record import Record, record
 from .errors import CommandError
 
 log = logging.getLogger("direct_lvm")
@@ -18,7 +17,7 @@ log = logging.getLogger("direct_lvm")
 _ENV_KEEP = ("PATH", "HOME", "TERM", "SYSTEMD_LOG_LEVEL")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Result(Record):
     argv: tuple[str, ...]
     returncode: int

@@ -7,12 +7,11 @@ import json
 import math
 import posixpath
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from . import runtimes
-from ._record import Record
+from ._record import Record, record
 from .configfile import child, load_yaml, position, read_config
 from .devices import SELECTOR_KEYS as DEVICE_SELECTOR_KEYS
 from .devices import Selector
@@ -93,7 +92,7 @@ def _device_entry_errors(error: SchemaError) -> list[SchemaError]:
     return [e for e in error.context or [] if e.schema_path and e.schema_path[0] == want]
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Problem(Record):
     """One thing wrong with a config: the field, its value, what is wrong, the fix."""
 

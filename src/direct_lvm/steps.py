@@ -15,10 +15,9 @@ words a person can check ("docker is not running", not "restart needed")."""
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
 
 from ._compat import StrEnum
-from ._record import Record
+from ._record import Record, record
 
 TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
 if TYPE_CHECKING:
@@ -52,7 +51,7 @@ class Kind(StrEnum):
 FILE_MODE = 0o644
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Step(Record):
     kind: Kind
     reason: str
@@ -95,7 +94,7 @@ def write_step(reason: str, path: str, content: str) -> Step:
     return Step(Kind.FILE, reason, path=path, content=content)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Plan(Record):
     steps: tuple[Step, ...]
     notes: tuple[str, ...] = ()  # problems the user should know about (printed as warnings)
@@ -120,13 +119,14 @@ class Plan(Record):
         }
 
 
-@dataclass
 class PlanBuilder:
-    """Collects steps, notes and facts in order; `build()` freezes them into a Plan."""
+    """Collects steps, notes and facts in order; `build()` freezes them into a Plan. (A
+    plain class: a dataclass would compile three methods at import, issue 13.)"""
 
-    steps: list[Step] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    facts: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+        self.notes: list[str] = []
+        self.facts: list[str] = []
 
     def run(self, reason: str, *argv: str, kind: Kind) -> None:
         self.steps.append(run_step(reason, *argv, kind=kind))

@@ -1,6 +1,6 @@
-"""Record's __eq__, __hash__ and __repr__ against the ones @dataclass(frozen=True)
-generates, on twins with the same fields (compare=False and repr=False ones included),
-and on the package's own records."""
+"""Record's __init__, __eq__, __hash__ and __repr__ against the ones
+@dataclass(frozen=True) generates, on twins with the same fields (compare=False and
+repr=False ones included), and on the package's own records."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from direct_lvm import _record
-from direct_lvm._record import Record
+from direct_lvm._record import Record, record
 from direct_lvm.devices import Selector
 from direct_lvm.probe import LV, PV, VG, LvmState
 
@@ -23,7 +23,7 @@ class Plain:
     hidden: str = field(default="", repr=False)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Fast(Record):
     a: int
     b: tuple[str, ...] = ()
@@ -31,7 +31,7 @@ class Fast(Record):
     hidden: str = field(default="", repr=False)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Other(Record):
     a: int
     b: tuple[str, ...] = ()
@@ -82,3 +82,50 @@ def test_the_package_records_compare_as_before():
     assert state == LvmState(pvs=(pv,), vgs=(vg,), lvs=(lv,))
     assert state != LvmState(pvs=(pv,), vgs=(vg,))
     assert {lv: 1}[dataclasses.replace(lv)] == 1
+
+
+@dataclass(frozen=True)
+class PlainMade:
+    a: int
+    items: list[int] = field(default_factory=list)
+    b: str = "b"
+
+
+@record
+class Made(Record):
+    a: int
+    items: list[int] = field(default_factory=list)
+    b: str = "b"
+
+
+@pytest.mark.parametrize(
+    "args,kwargs",
+    [((1,), {}), ((1, [2]), {}), ((1, [2], "c"), {}), ((), {"a": 1, "b": "c"}),
+     ((1,), {"b": "c", "items": [3]})],
+)  # fmt: skip
+def test_record_init_is_dataclasses_own(args, kwargs):
+    made, plain = Made(*args, **kwargs), PlainMade(*args, **kwargs)
+    assert repr(made).replace("Made", "PlainMade", 1) == repr(plain)
+    assert dataclasses.fields(made) and dataclasses.is_dataclass(made)
+
+
+def test_record_init_refuses_what_dataclasses_init_refuses():
+    for args, kwargs, says in [
+        ((), {}, "missing required argument: 'a'"),
+        ((1, [], "c", "d"), {}, "takes 3 arguments but 4 were given"),
+        ((1,), {"a": 2}, "multiple values for argument 'a'"),
+        ((1,), {"c": 2}, "unexpected keyword argument 'c'"),
+    ]:
+        with pytest.raises(TypeError, match=says):
+            Made(*args, **kwargs)
+        with pytest.raises(TypeError):
+            PlainMade(*args, **kwargs)
+
+
+def test_record_defaults_come_from_the_factory_each_time():
+    one, two = Made(1), Made(1)
+    assert one.items == [] and one.items is not two.items
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del one.a
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        one.b = "x"  # type: ignore[misc]

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from .._compat import StrEnum
-from .._record import Record
+from .._record import Record, record
 from ..errors import CommandError
 from ..run import run
 from ..steps import Kind, PlanBuilder
@@ -25,7 +24,7 @@ class RestartMode(StrEnum):
     NEVER = "never"  # --no-restart
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class ServiceState(Record):
     unit: str
     installed: bool

@@ -26,10 +26,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from .._record import Record
+from .._record import Record, record
 
 TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
 if TYPE_CHECKING:
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
     from ._systemd import RestartMode
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class ResetState(Record):
     """What reset must know about the runtime beyond LVM and the files."""
 
@@ -53,7 +52,7 @@ class ResetState(Record):
     mount_enabled: bool = False  # plain-LV runtimes: the root's mount unit is enabled
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class ResetEdit(Record):
     """How reset treats a file the runtime edits rather than owns (containerd's
     config.toml), or owns by another rule (docker-devicemapper's static drop-in): keep
@@ -89,7 +88,7 @@ def write_changed(
     return changed
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class PlanInput(Record):
     """What a runtime's plan reads, all of it data: the config, what probe saw, the
     rendered files (path -> content), how the runtime may be restarted, and whether the
@@ -102,7 +101,7 @@ class PlanInput(Record):
     grow_fs: bool = False
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class VerifyInput(Record):
     """What verify reads: the config, the LVM report after apply, whether the plan
     restarted the runtime and waited, and what probe found when nothing ran since (a

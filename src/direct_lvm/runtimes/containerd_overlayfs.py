@@ -11,10 +11,10 @@ from __future__ import annotations
 import glob
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from .._compat import toml_loads
+from .._record import record
 from ..errors import ConfigError
 from ..model import Spec
 from ..observed import RuntimeState
@@ -42,7 +42,7 @@ CRI_SNAPSHOTTER = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class State(RuntimeState):
     configs: tuple[tuple[str, str], ...] = ()  # config.toml and what it imports: (path, text)
 
