@@ -162,6 +162,12 @@ def _old_slice_dropin(d):
         os.utime(p, ns=(T0, T0))  # only the Slice= line can tell
 
 
+def _old_slice_unit(lib):
+    unit = lib / "docker.service"
+    unit.write_text(unit.read_text() + "Slice=a.slice\n")
+    os.utime(unit, ns=(T0, T0))
+
+
 def _newer(path):
     os.utime(path, ns=(RELOAD + 1, RELOAD + 1))
 
@@ -181,6 +187,7 @@ def _newer(path):
         lambda t: (t["etc"] / "service.d").mkdir(),
         # docker's processes would be in another slice
         lambda t: _old_slice_dropin(t["etc"] / "docker.service.d"),
+        lambda t: _old_slice_unit(t["lib"]),  # or the unit file itself says so
         # no generator directory, no cgroup hierarchy: cannot be told
         lambda t: t["generator"].rmdir(),
         lambda t: (t["cgroup"] / "cgroup.procs").unlink(),

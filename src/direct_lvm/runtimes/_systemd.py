@@ -149,14 +149,26 @@ def _mtime_ns(path: str) -> int | None:
         return None
 
 
+def _sets_slice(path: str) -> bool:
+    """The unit file or drop-in at path sets Slice= (an unreadable one does not count,
+    as systemd skips it too)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return False
+    return re.search(r"^\s*Slice\s*=", text, re.M) is not None
+
+
 def _loaded_since(unit: str) -> bool:
-    """True when systemd has read every file of `unit` as it is now: no directory of the
-    search path, no file of it, no drop-in directory (type-wide `service.d` too) nor
-    anything in one changed since the last daemon-reload began (the oldest generator
-    directory). False when any did, or when that cannot be told (no generator
-    directory). It trusts the wall clock as systemd's own NeedDaemonReload does not (it
-    compares each file's mtime with the one it read): a clock stepped back past the
-    last reload, then a run stopped between a unit file and its reload, would go
+    """True when systemd has read every file of `unit` as it is now and none of them
+    sets Slice=: no directory of the search path, no file of it, no drop-in directory
+    (type-wide `service.d` too) nor anything in one changed since the last daemon-reload
+    began (the oldest generator directory). False when any did, or when that cannot be
+    told (no generator directory). One walk (os.lstat on strings: each path is looked
+    at once, issue 13). It trusts the wall clock as systemd's own NeedDaemonReload does
+    not (it compares each file's mtime with the one it read): a clock stepped back past
+    the last reload, then a run stopped between a unit file and its reload, would go
     unseen."""
     marks = [m for d in GENERATOR_DIRS if (m := _mtime_ns(d)) is not None]
     if not marks:
@@ -164,9 +176,12 @@ def _loaded_since(unit: str) -> bool:
     loaded = min(marks)
     kind = unit.rsplit(".", 1)[-1]
     for base in UNIT_SEARCH:
+        base_mtime = _mtime_ns(base)
+        if base_mtime is None:
+            continue  # no such directory: no file of the unit in it
         # a unit file or drop-in directory made or removed changes its directory (the
         # transient one changes with every login's scope: no docker there)
-        if not base.endswith("/transient") and (_mtime_ns(base) or 0) >= loaded:
+        if not base.endswith("/transient") and base_mtime >= loaded:
             return False
         for name in (unit, f"{unit}.d", f"{kind}.d"):
             path = f"{base}/{name}"
@@ -175,12 +190,19 @@ def _loaded_since(unit: str) -> bool:
                 continue
             if mtime >= loaded:
                 return False
-            if name.endswith(".d"):
-                try:
-                    entries = os.listdir(path)
-                except OSError:
+            if name == unit:
+                if _sets_slice(path):
                     return False
-                if any((_mtime_ns(f"{path}/{e}") or loaded) >= loaded for e in entries):
+                continue
+            try:
+                entries = os.listdir(path)
+            except OSError:
+                return False
+            for entry in entries:
+                inside = f"{path}/{entry}"
+                if (_mtime_ns(inside) or loaded) >= loaded:
+                    return False
+                if entry.endswith(".conf") and _sets_slice(inside):
                     return False
     return True
 
@@ -193,19 +215,6 @@ def quiet_service(unit: str) -> bool:
     older than the last daemon-reload. For a service whose main process runs as long
     as it is active (dockerd, containerd); anything else, or any doubt, is False (then
     systemctl answers)."""
-    kind = unit.rsplit(".", 1)[-1]
-    texts = []
-    for base in UNIT_SEARCH:
-        paths = [Path(f"{base}/{unit}")]
-        paths += sorted(Path(f"{base}/{unit}.d").glob("*.conf"))
-        paths += sorted(Path(f"{base}/{kind}.d").glob("*.conf"))
-        for path in paths:
-            try:
-                texts.append(path.read_text())
-            except OSError:
-                continue
-    if any(re.search(r"^\s*Slice\s*=", t, re.M) for t in texts):
-        return False
     roots = [r for r in CGROUP_ROOTS if os.path.isfile(f"{r}/cgroup.procs")]
     if not roots or any(os.path.exists(f"{r}/system.slice/{unit}") for r in roots):
         return False
