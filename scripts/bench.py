@@ -14,8 +14,9 @@ then the host's import budgets:
    module's event and the init stage from `cloud-init analyze dump`.
 3. ci2: the same disks again (converged). Then, in the same boot (its measurement is
    taken), the scale rows: 34 sparse qcow2 disks hot-plugged on virtio-scsi, and apply,
-   no-op and status on 1, 8, 32 disks of 4 GiB and on one 1 TiB and one 64 TiB disk, one
-   VG after another (vgremove + pvremove in one lvm process between); containerd's
+   no-op and status on 1, 8, 32 disks of 4 GiB and on one 1 TiB and one 64 TiB disk (the
+   64 TiB one twice: with zero_metadata: false, then the default), one VG after another
+   (vgremove + pvremove in one lvm process between); containerd's
    devmapper snapshotter on the 64 TiB pool. (`--skip cloudinit`: a boot of their own.)
 4. host: `python -X importtime` for `direct-lvm --version` and for the converged paths
    (the modules boot 1 saw imported), median of several runs.

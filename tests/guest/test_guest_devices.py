@@ -25,7 +25,7 @@ mkfs.ext4 -q -L mounted ${id}dl-mounted
 mkdir -p /mnt/mounted
 mount -o ro ${id}dl-mounted /mnt/mounted
 mkswap -q ${id}dl-swap
-tr '\\000' '\\253' </dev/zero | dd of=${id}dl-stale bs=1M count=64 iflag=fullblock status=none
+tr '\\000' '\\253' </dev/zero | dd of=${id}dl-stale bs=1M count=128 iflag=fullblock status=none
 udevadm settle
 test -b /dev/nvme0n1
 lsblk -o NAME,SIZE,TYPE,FSTYPE,PTTYPE,SERIAL,MOUNTPOINTS
@@ -43,7 +43,7 @@ def devices_run(guest_image, deb, tmp_path_factory):
     disks = [Disk(work / "ext4.raw", serial="dl-ext4")]
     disks += [Disk(blank_disk(work / f"{n}.raw", size), serial=f"dl-{n}") for n, size in names]
     disks.append(Disk(blank_disk(work / "ro.raw", "64M"), serial="dl-ro", readonly=True))
-    disks.append(Disk(blank_disk(work / "stale.raw", "64M"), serial="dl-stale"))
+    disks.append(Disk(blank_disk(work / "stale.raw", "128M"), serial="dl-stale"))
     disks.append(Disk(blank_disk(work / "nvme.raw", "1G"), serial="dl-nvme", nvme=True))
     late = blank_disk(work / "late.raw", "1G")
 

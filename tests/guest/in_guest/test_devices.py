@@ -5,7 +5,7 @@ Disks (tests/guest/test_guest_devices.py; prep.sh puts them in their state):
   vdd dl-foreign (PV of VG foreign) | vde dl-mounted (ext4, mounted ro) |
   vdf dl-swap (swap signature) | vdg dl-data (2G blank) | vdh dl-small (32M blank) |
   vdi dl-twin1, vdj dl-twin2 (96M blank each) | vdk dl-ro (read-only) |
-  vdl dl-stale (64M of 0xab bytes: old data without a signature) |
+  vdl dl-stale (128M of 0xab bytes: old data without a signature) |
   nvme0n1 dl-nvme (emulated NVMe) | sda the job disk (mounted at /job)
   dl-late: hot-plugged by the host once apply prints that it is still waiting for it.
 
