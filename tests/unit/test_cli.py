@@ -45,6 +45,16 @@ def test_boot_config_file_matches_core():
     assert cli.BOOT_CONFIG_FILE == core.BOOT_CONFIG_FILE
 
 
+def test_the_services_command_line_gets_what_the_parser_would_give():
+    """direct-lvm.service runs `direct-lvm boot`: main skips the parser for exactly that
+    line, so its arguments must be the parser's own; every other line is parsed."""
+    fast = cli._service_args(["boot"])
+    assert fast is not None
+    assert vars(fast) == vars(cli.build_parser().parse_args(["boot"]))
+    for other in (["-v", "boot"], ["boot", "--config", "/x.yaml"], ["boot", "-h"], ["apply"], []):
+        assert cli._service_args(other) is None
+
+
 def _subcommands():
     parser = cli.build_parser()
     action = next(a for a in parser._actions if a.dest == "command")
