@@ -4,17 +4,17 @@ re-probe -> verify, and status. Commands go through run.py, files through render
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from . import runtimes
+from ._lock import LOCK_PATH as LOCK_PATH
+from ._lock import exclusive as exclusive
 from ._record import Record, record
 from .configfile import read_config_if_present
 from .discover import PV_MAKERS, find_devices, missed_signatures
@@ -154,23 +154,6 @@ class ApplyResult(Record):
     plan: Plan
     verified: tuple[str, ...]
     seconds: float
-
-
-LOCK_PATH = "/run/lock/direct-lvm.lock"
-
-
-@contextmanager
-def exclusive(path: str = LOCK_PATH) -> Iterator[None]:
-    """One apply at a time: cloud-init's boot run and a person's apply may overlap, and
-    each must plan from what the other left, not from what was there before."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another direct-lvm run to finish (lock %s)", path)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
 
 
 def apply(
