@@ -38,6 +38,13 @@ def handle(
     """cloud-init 22.x calls handle(name, cfg, cloud, log, args) positionally; 24+ calls
     handle(name=, cfg=, cloud=, args=) by keyword, and logs a deprecation (a degraded
     boot) for a five-parameter handle. This signature takes both, silently."""
+    import os
+
+    if "direct_lvm" in cfg or os.path.exists("/etc/direct-lvm/config.yaml"):
+        # the first lvm report runs while the engine is imported (direct_lvm/early.py)
+        from direct_lvm.early import start_report
+
+        start_report()
     from direct_lvm.bootpath import BY_MODULE, run_boot
 
     run_boot(BY_MODULE, cfg)

@@ -8,13 +8,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import core
 from .errors import DirectLvmError
 from .probe import udev_settle
 from .render import remember
+from .run import discard_early
 
 TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
 if TYPE_CHECKING:
@@ -107,6 +109,17 @@ def no_config(by: str, config_path: str, marker: str = MARKER) -> None:
     )
 
 
+@contextmanager
+def _early_report_stopped() -> Iterator[None]:
+    """The module's early lvm report (early.py) not taken by apply (done this boot
+    already, no config, a bad config) is stopped and reaped: cloud-init's process goes
+    on after us."""
+    try:
+        yield
+    finally:
+        discard_early()
+
+
 def run_boot(
     by: str,
     cloud_config: dict[str, Any],
@@ -122,7 +135,7 @@ def run_boot(
     runtime was held back), so that cloud-init reports it and the CLI exits with it.
     before_work runs when this run is the one to do the work (the service: settle_udev)."""
     who = f"direct-lvm ({by})"
-    with core.exclusive(lock):
+    with core.exclusive(lock), _early_report_stopped():
         done = read_record(record)
         if done is not None:
             log.info(

@@ -777,6 +777,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
 
+def _starts_early(argv: Sequence[str]) -> bool:
+    """`direct-lvm [-v] [--debug] apply ...` without --dry-run or help: its first lvm
+    report can start before the engine is imported (early.py). Only in entry(): main()
+    is also the library's and the tests' way in."""
+    rest = [a for a in argv if a not in _BEFORE_VERSION]
+    asks = {"--dry-run", "-h", "--help"}
+    return rest[:1] == ["apply"] and not asks.intersection(rest)
+
+
 def entry() -> NoReturn:
     """The `direct-lvm` command (console script, `python -m direct_lvm`): main(), then
     out without the interpreter's teardown. Freeing every module and object, the atexit
@@ -787,6 +796,10 @@ def entry() -> NoReturn:
     and stderr's buffers: flushed here. When a flush fails (a closed pipe), or main ends
     in SystemExit (--version, --help, a usage error), the exit is Python's own, as
     before. main() itself returns (the tests and the library call it)."""
+    if _starts_early(sys.argv[1:]):
+        from .early import start_report
+
+        start_report()
     code = main()
     try:
         sys.stdout.flush()

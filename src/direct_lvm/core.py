@@ -27,7 +27,7 @@ from .pool import profile_files, profile_policy
 from .pool import profile_path as profile_path
 from .probe import Block, LvmState, probe_block, probe_lvm, probe_mounts
 from .render import warm_up
-from .run import run
+from .run import claim_early, discard_early, run
 from .runtimes._docker import DOCKER_HOLD_UNITS, backups
 from .runtimes._systemd import RestartMode
 from .runtimes.base import VerifyInput
@@ -164,13 +164,19 @@ def apply(
     after_step: AfterStep | None = None,
 ) -> ApplyResult:
     if dry_run:
+        discard_early()  # (started for apply only: a dry run holds no lock)
         return _apply(spec, restart=restart, dry_run=True)
-    with exclusive():
+    with exclusive() as generation:
+        # the report started before the imports (early.py) is this run's first probe only
+        # if no other run held the lock since it started
+        claim_early(generation)
         try:
             result = _apply(spec, restart=restart, dry_run=False, after_step=after_step)
         except DirectLvmError as e:
             record_apply(spec.ref, success=False, error=e.message)
             raise
+        finally:
+            discard_early()  # not taken (a failure before the probe): stopped here
         record_apply(spec.ref, success=True, changed=not result.plan.empty)
         return result
 

@@ -33,6 +33,59 @@ def _env() -> dict[str, str]:
     return env
 
 
+# A read-only command started before the lock was taken (start_early), kept until run()
+# is asked for the same argv once the lock's generation showed that no other run held
+# the lock since (claim_early); anything else stops it (discard_early).
+_EARLY: list[tuple[tuple[str, ...], subprocess.Popen[str], int]] = []
+_CLAIMED: list[bool] = []
+
+
+def start_early(argv: Sequence[str], generation: int) -> None:
+    """Start a read-only argv now, for the first run() of the same argv after
+    claim_early(generation) (see _lock.py). Nothing is logged yet: run() logs the
+    command when it takes the output. A command that cannot start is left to run()."""
+    if _EARLY:
+        return
+    try:
+        proc = subprocess.Popen(
+            tuple(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+    except OSError:
+        return
+    _EARLY.append((tuple(argv), proc, generation))
+
+
+def claim_early(generation: int) -> None:
+    """Under the lock, whose generation is now `generation`: keep the early command when
+    the lock's generation is the one it started at, else stop it."""
+    if _EARLY and _EARLY[0][2] == generation:
+        _CLAIMED[:] = [True]
+    else:
+        discard_early()
+
+
+def discard_early() -> None:
+    """Stop and reap an early command that was not used (nothing of it is kept)."""
+    _CLAIMED.clear()
+    while _EARLY:
+        _, proc, _ = _EARLY.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def _take_early(argv: tuple[str, ...]) -> subprocess.Popen[str] | None:
+    if not (_EARLY and _CLAIMED and _EARLY[0][0] == argv):
+        return None
+    _CLAIMED.clear()
+    return _EARLY.pop()[1]
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -47,8 +100,26 @@ def run(
     if not argv or not all(isinstance(a, str) for a in argv):
         raise TypeError(f"argv must be a non-empty list of str: {argv!r}")
     log.log(logging.INFO if changes else logging.DEBUG, "+ %s", shlex.join(argv))
+    early = _take_early(argv)
+    if early is not None:  # started before the lock; its output is this call's
+        try:
+            out, err = early.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as e:
+            early.kill()
+            early.communicate()
+            raise CommandError(argv, 124, f"timed out after {e.timeout} s") from None
+        proc = subprocess.CompletedProcess(argv, early.returncode, out, err)
+    else:
+        proc = _run(argv, timeout)
+    result = Result(argv, proc.returncode, proc.stdout, proc.stderr)
+    if check and proc.returncode not in ok_codes:
+        raise CommandError(argv, proc.returncode, proc.stderr or proc.stdout)
+    return result
+
+
+def _run(argv: tuple[str, ...], timeout: float | None) -> subprocess.CompletedProcess[str]:
     try:
-        proc = subprocess.run(
+        return subprocess.run(
             argv,
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -61,7 +132,3 @@ def run(
         raise CommandError(argv, 127, f"{argv[0]}: command not found") from None
     except subprocess.TimeoutExpired as e:
         raise CommandError(argv, 124, f"timed out after {e.timeout} s") from None
-    result = Result(argv, proc.returncode, proc.stdout, proc.stderr)
-    if check and proc.returncode not in ok_codes:
-        raise CommandError(argv, proc.returncode, proc.stderr or proc.stdout)
-    return result

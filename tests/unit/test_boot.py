@@ -52,7 +52,7 @@ def test_applies_wait_for_each_other(tmp_path, caplog):
     lock = str(tmp_path / "run" / "direct-lvm.lock")
     entered = threading.Event()
     with core.exclusive(lock):  # a first run holds the lock
-        t = threading.Thread(target=lambda: core.exclusive(lock).__enter__() or entered.set())
+        t = threading.Thread(target=lambda: (core.exclusive(lock).__enter__(), entered.set()))
         with caplog.at_level("INFO", logger="direct_lvm"):
             t.start()
             assert not entered.wait(0.3)  # the second run waits...
