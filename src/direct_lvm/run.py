@@ -63,9 +63,13 @@ def start_early(argv: Sequence[str], generation: int) -> None:
 def claim_early(generation: int) -> None:
     """Under the lock, whose generation is now `generation`: keep the early command when
     the lock's generation is the one it started at, else stop it."""
-    if _EARLY and _EARLY[0][2] == generation:
+    if not _EARLY:
+        return
+    if _EARLY[0][2] == generation:
         _CLAIMED[:] = [True]
     else:
+        log.debug("another run held the lock since %s started: stopped, to run again "
+                  "under the lock", _EARLY[0][0][0])  # fmt: skip
         discard_early()
 
 
@@ -102,6 +106,7 @@ def run(
     log.log(logging.INFO if changes else logging.DEBUG, "+ %s", shlex.join(argv))
     early = _take_early(argv)
     if early is not None:  # started before the lock; its output is this call's
+        log.debug("(started before the imports; no other run held the lock since)")
         try:
             out, err = early.communicate(timeout=timeout)
         except subprocess.TimeoutExpired as e:

@@ -110,6 +110,40 @@ def test_second_apply_changes_nothing(host, cfg, lvs):
     assert lvs(POOL)["lv_uuid"] == uuid
 
 
+EARLY = "(started before the imports; no other run held the lock since)"
+
+
+def test_a_converged_apply_uses_the_report_it_started_before_its_imports(host, cfg):
+    """Issue 13: `direct-lvm apply` starts its first lvm fullreport before importing the
+    engine (early.py); with the lock free and untouched since, that report is the
+    probe's, and it is the run's only lvm process."""
+    r = host.run(f"direct-lvm -v apply --no-restart {cfg('core')}")
+    assert r.rc == 0 and "nothing changed" in r.stderr, r.stderr
+    assert r.stderr.count("+ lvm ") == 1 and r.stderr.count(EARLY) == 1, r.stderr
+
+
+# another run takes and lets go of the apply lock after the report started: the lock's
+# generation changed, so the early report must be stopped and run again under the lock
+RACE = """
+import logging, sys
+logging.basicConfig(level=logging.DEBUG, format="%(message)s", stream=sys.stderr)
+from direct_lvm import _lock, early
+early.start_report()
+with _lock.exclusive():
+    pass
+from direct_lvm import core, spec
+result = core.apply(spec.load_file(sys.argv[1]), restart=core.RestartMode.NEVER)
+print("empty" if result.plan.empty else "changed")
+"""
+
+
+def test_a_report_started_before_another_run_held_the_lock_is_not_used(host, cfg):
+    r = host.run(f"python3 -c {shlex.quote(RACE)} {cfg('core')}")
+    assert r.rc == 0 and r.stdout.strip() == "empty", r.stdout + r.stderr
+    assert "another run held the lock since lvm started: stopped" in r.stderr, r.stderr
+    assert EARLY not in r.stderr and r.stderr.count("+ lvm fullreport") == 1, r.stderr
+
+
 def test_plan_on_converged_system_says_nothing_to_do(host, cfg):
     out = host.check_output(f"direct-lvm plan {cfg('core')}")
     assert "nothing to do: docker/thinpool matches the config" in out
