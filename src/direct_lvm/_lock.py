@@ -20,8 +20,10 @@ LOCK_PATH = "/run/lock/direct-lvm.lock"
 
 
 def _open(path: str) -> int:
+    """The lock file, made if missing. Not through a symlink (O_NOFOLLOW): /run/lock is
+    writable by everyone, and root writes the generation into what it opens."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
 
 
 def _generation(fd: int) -> int:

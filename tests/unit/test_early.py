@@ -54,6 +54,17 @@ def test_the_generation_rises_with_every_holder_and_is_none_while_held(tmp_path)
     assert _lock.idle_generation(lock) == 2
 
 
+def test_the_lock_is_not_opened_through_a_symlink(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    lock = tmp_path / "lock"
+    lock.symlink_to(victim)
+    with pytest.raises(OSError), _lock.exclusive(str(lock)):
+        pass
+    assert _lock.idle_generation(str(lock)) is None
+    assert victim.read_text() == "keep\n"
+
+
 def test_a_waiting_run_sees_the_generation_the_holder_left(tmp_path):
     lock = str(tmp_path / "lock")
     seen = []
