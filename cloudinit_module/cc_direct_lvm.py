@@ -40,7 +40,9 @@ def handle(
     boot) for a five-parameter handle. This signature takes both, silently."""
     import os
 
-    if "direct_lvm" in cfg or os.path.exists("/etc/direct-lvm/config.yaml"):
+    from direct_lvm.cli import BOOT_CONFIG_FILE  # (cli imports nothing at module level)
+
+    if "direct_lvm" in cfg or os.path.exists(BOOT_CONFIG_FILE):
         # the first lvm report runs while the engine is imported (direct_lvm/early.py)
         from direct_lvm.early import start_report
 
