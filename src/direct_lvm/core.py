@@ -27,7 +27,7 @@ from .pool import profile_files, profile_policy
 from .pool import profile_path as profile_path
 from .probe import Block, LvmState, probe_block, probe_lvm, probe_mounts
 from .render import warm_up
-from .run import claim_early, discard_early, run
+from .run import claim_early, discard_early, lvm_shell, run
 from .runtimes._docker import DOCKER_HOLD_UNITS, backups
 from .runtimes._systemd import RestartMode
 from .runtimes.base import VerifyInput
@@ -227,14 +227,18 @@ def _apply(
             else ()
         )
         return ApplyResult(the_plan, checks, time.monotonic() - start)
-    try:
-        execute(the_plan.steps, after_step=after_step)
-    except CommandError as e:
-        if e.argv[:1] and e.argv[0] in PV_MAKERS:
-            missed_signatures(spec, observed.lvm, observed.devices)  # raises when it was that
-        raise
-    restarted = bool(the_plan.of_kind(Kind.RESTART))
-    checks = verify(spec, probe_lvm(), restarted=restarted)
+    # the steps' lvm commands that cannot ask a question, and the verifying report, in
+    # one lvm process (run.lvm_shell)
+    with lvm_shell(PROFILE_DIR):
+        try:
+            execute(the_plan.steps, after_step=after_step)
+        except CommandError as e:
+            if e.argv[:1] and e.argv[0] in PV_MAKERS:
+                missed_signatures(spec, observed.lvm, observed.devices)  # raises if it was that
+            raise
+        restarted = bool(the_plan.of_kind(Kind.RESTART))
+        lvm_after = probe_lvm()
+    checks = verify(spec, lvm_after, restarted=restarted)
     for step in the_plan.of_kind(Kind.MOVE_ASIDE):
         log.info("docker's earlier storage was kept at %s", step.kept_at)
     return ApplyResult(the_plan, checks, time.monotonic() - start)

@@ -1,5 +1,10 @@
 """The one place that runs commands: argv lists, LANG=C, stdin closed, every command
-logged in a form that can be pasted into a shell, failures raised with their stderr."""
+logged in a form that can be pasted into a shell, failures raised with their stderr.
+
+Inside `lvm_shell()` (apply's execute and verify), the lvm commands that cannot ask a
+question run in one `lvm` process reading them on stdin (lvm(8)'s shell) instead of a
+process each: each still logged as its own argv, each with its own exit status (the
+shell's log report, see _LvmShell). Under TCG a process per command costs ~0.15 s."""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ import logging
 import os
 import shlex
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 
 from ._record import Record, record
 from .errors import CommandError
@@ -105,7 +111,9 @@ def run(
         raise TypeError(f"argv must be a non-empty list of str: {argv!r}")
     log.log(logging.INFO if changes else logging.DEBUG, "+ %s", shlex.join(argv))
     early = _take_early(argv)
-    if early is not None:  # started before the lock; its output is this call's
+    if _SHELL and early is None and in_lvm_shell(argv):
+        proc = _SHELL[0].run(argv, timeout)
+    elif early is not None:  # started before the lock; its output is this call's
         log.debug("(started before the imports; no other run held the lock since)")
         try:
             out, err = early.communicate(timeout=timeout)
@@ -137,3 +145,188 @@ def _run(argv: tuple[str, ...], timeout: float | None) -> subprocess.CompletedPr
         raise CommandError(argv, 127, f"{argv[0]}: command not found") from None
     except subprocess.TimeoutExpired as e:
         raise CommandError(argv, 124, f"timed out after {e.timeout} s") from None
+
+
+# ------------------------------------------------------------------ the lvm shell
+
+# The commands that run in the shell: they never ask a question (a question would read
+# the shell's next command as its answer). vgcreate, vgextend and pvcreate can ask
+# "Wipe it? [y/n]" about a signature and stay separate processes, whose stdin is
+# /dev/null (the answer is no); lvcreate only with --yes. A question that comes anyway
+# is answered "n", as /dev/null would (_LvmShell.run).
+_NEVER_ASK = frozenset({"fullreport", "lvs", "vgs", "pvs", "lvextend", "lvchange"})
+# The shell splits a line at white space and knows no escapes (lvm_split): only
+# arguments made of these characters are sent as they are; anything else runs alone.
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-./:=%,@")
+# A command profile for the shell: each command's messages and its exit status come as
+# one JSON document on LVM_REPORT_FD (lvmreport(7), "log report"). The shell reads it once,
+# as it starts, so it cannot be a --config; it lives where lvm looks for profiles (ours,
+# rewritten when it differs; see ARCHITECTURE.md).
+SHELL_PROFILE_NAME = "direct-lvm-shell"
+SHELL_PROFILE = (
+    "# Written by direct-lvm: the command profile of the lvm shell its apply runs\n"
+    "# (LVM_COMMAND_PROFILE). Rewritten when it differs; removing it is harmless.\n"
+    'report {\n\toutput_format = "json"\n}\n'
+    "log {\n\treport_command_log = 1\n"
+    '\tcommand_log_selection = "log_context=shell || !(log_type=status && message=success)"\n}\n'
+)
+_SHELL: list[_LvmShell] = []
+
+
+def in_lvm_shell(argv: Sequence[str]) -> bool:
+    """Whether argv would run in the lvm shell (inside lvm_shell())."""
+    name = argv[1] if argv[0] == "lvm" and len(argv) > 1 else argv[0]
+    if name not in _NEVER_ASK and not (name == "lvcreate" and "--yes" in argv):
+        return False
+    return all(a and a[0] != "#" and _PLAIN.issuperset(a) for a in argv)
+
+
+@contextmanager
+def lvm_shell(profile_dir: str = "/etc/lvm/profile") -> Iterator[None]:
+    """Run the lvm commands of the block that can in one lvm process. When the shell
+    cannot start (no profile directory, a read-only /etc, no lvm), every command runs
+    as its own process, as outside the block."""
+    shell = None if _SHELL else _LvmShell.start(profile_dir)
+    if shell is not None:
+        _SHELL.append(shell)
+    try:
+        yield
+    finally:
+        if shell is not None:
+            _SHELL.remove(shell)
+            shell.close()
+
+
+def _ensure_profile(profile_dir: str) -> bool:
+    path = os.path.join(profile_dir, SHELL_PROFILE_NAME + ".profile")
+    try:
+        with open(path) as f:
+            if f.read() == SHELL_PROFILE:
+                return True
+    except OSError:
+        pass
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(SHELL_PROFILE)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        log.debug("no lvm shell: cannot write %s: %s", path, e.strerror)
+        with suppress(OSError):
+            os.unlink(tmp)
+        return False
+    return True
+
+
+class _LvmShell:
+    """One `lvm` with no command: it reads a command a line from stdin and, with the
+    profile above, writes one JSON document per command on LVM_REPORT_FD: the report of
+    a reporting command, and "log": the command's errors and warnings, then its status
+    (log_context "shell": log_ret_code 1 is success, anything else is lvm's exit code).
+    A command is sent only when the one before has answered."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], report_fd: int) -> None:
+        self.proc = proc
+        self.report_fd = report_fd
+
+    @classmethod
+    def start(cls, profile_dir: str) -> _LvmShell | None:
+        if not _ensure_profile(profile_dir):
+            return None
+        r, w = os.pipe()
+        # HOME: the shell keeps no history file of our commands
+        env = dict(_env(), HOME="/dev/null", LVM_REPORT_FD=str(w),
+                   LVM_COMMAND_PROFILE=SHELL_PROFILE_NAME)  # fmt: skip
+        try:
+            proc = subprocess.Popen(["lvm"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, env=env, pass_fds=(w,))  # fmt: skip
+        except OSError as e:
+            log.debug("no lvm shell: %s", e.strerror)
+            os.close(r)
+            return None
+        finally:
+            os.close(w)
+        assert proc.stderr is not None
+        os.set_blocking(proc.stderr.fileno(), False)
+        return cls(proc, r)
+
+    def run(self, argv: tuple[str, ...], timeout: float | None) -> subprocess.CompletedProcess[str]:
+        import json
+        import select
+        import time
+
+        log.debug("(in the lvm shell, pid %d)", self.proc.pid)
+        assert self.proc.stdin is not None and self.proc.stderr is not None
+        err_fd = self.proc.stderr.fileno()
+        try:
+            self.proc.stdin.write(" ".join(argv).encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # the shell is gone: its exit status is the answer, below
+        report, raw_err = b"", b""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        fds = [self.report_fd, err_fd]
+        decoder = json.JSONDecoder()
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = select.select(fds, [], [], wait)[0]
+            if not ready:
+                self.kill()
+                raise CommandError(argv, 124, f"timed out after {timeout} s")
+            if err_fd in ready:
+                chunk = os.read(err_fd, 65536)
+                if not chunk:
+                    fds.remove(err_fd)
+                raw_err += chunk
+                if raw_err.rstrip().endswith(b"[y/n]:"):  # a question: no, as /dev/null says
+                    self.proc.stdin.write(b"n\n")
+                    self.proc.stdin.flush()
+            if self.report_fd in ready:
+                chunk = os.read(self.report_fd, 1 << 20)
+                if not chunk:  # the shell exited: what it said is the error
+                    code = self.proc.wait()
+                    return subprocess.CompletedProcess(
+                        argv, code or 1, "", raw_err.decode(errors="replace")
+                    )
+                report += chunk
+                try:
+                    doc, _ = decoder.raw_decode(report.decode().lstrip())
+                except ValueError:
+                    continue
+                return _answer(argv, doc, raw_err.decode(errors="replace"))
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.close()
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            with suppress(OSError):
+                self.proc.stdin.close()
+        self.proc.wait()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        os.close(self.report_fd)
+
+
+def _answer(
+    argv: tuple[str, ...], doc: dict[str, object], raw_err: str
+) -> subprocess.CompletedProcess[str]:
+    """A command's document as the process would have answered: exit status, the report
+    (as `--reportformat json` prints it), errors and warnings as stderr."""
+    import json
+
+    code, said = 1, []
+    entries = doc.get("log")
+    for e in entries if isinstance(entries, list) else ():
+        if e.get("log_context") == "shell" and e.get("log_type") == "status":
+            ret = int(e.get("log_ret_code") or 5)
+            code = 0 if ret == 1 else ret
+        elif e.get("log_type") in ("error", "warn"):
+            said.append(f"  {e.get('log_message', '')}")
+    out = json.dumps({"report": doc["report"]}) if "report" in doc else ""
+    err = raw_err + "".join(f"{m}\n" for m in said)
+    return subprocess.CompletedProcess(argv, code, out, err)

@@ -19,12 +19,21 @@ def test_plan_exit_code_says_changes_pending_before_the_first_apply(host, cfg):
 
 
 def test_apply_on_blank_disk_creates_the_pool(host, cfg):
-    r = host.run(f"direct-lvm apply {cfg('core')}")
+    r = host.run(f"direct-lvm -v apply {cfg('core')}")
     assert r.rc == 0, r.stderr
     assert "applied and verified" in r.stderr
     # the commands were logged in pasteable form
-    assert re.search(r"^direct-lvm: \+ vgcreate --addtag direct_lvm docker /dev/vdb$", r.stderr,
-                     re.M), r.stderr  # fmt: skip
+    assert re.search(r"^direct-lvm: \[ *\d+ ms\] \+ vgcreate --addtag direct_lvm docker /dev/vdb$",
+                     r.stderr, re.M), r.stderr  # fmt: skip
+    # issue 13: lvcreate (--yes: it asks nothing) and the verifying report ran in one lvm
+    # shell; vgcreate (it may ask "Wipe it?") in a process of its own
+    lines = [ln.split("] ", 1)[-1] for ln in r.stderr.splitlines()]
+    ours = ("vgcreate", "lvcreate", "lvm")
+    after = {ln.split()[1]: lines[i + 1] for i, ln in enumerate(lines[:-1])
+             if ln.startswith("+ ") and ln.split()[1] in ours}  # fmt: skip
+    assert "(in the lvm shell" not in after["vgcreate"], r.stderr
+    assert after["lvcreate"].startswith("(in the lvm shell, pid "), r.stderr
+    assert after["lvm"] == after["lvcreate"], r.stderr  # the same shell: the last fullreport
 
 
 def test_pool_attributes(lvs):
@@ -142,6 +151,47 @@ def test_a_report_started_before_another_run_held_the_lock_is_not_used(host, cfg
     assert r.rc == 0 and r.stdout.strip() == "empty", r.stdout + r.stderr
     assert "another run held the lock since lvm started: stopped" in r.stderr, r.stderr
     assert EARLY not in r.stderr and r.stderr.count("+ lvm fullreport") == 1, r.stderr
+
+
+# The same commands, each as a process and in one lvm shell: the same exit status, the
+# same report, the same message; a question in the shell is answered "n" (as /dev/null).
+SHELL_VS_PROCESS = """
+import json, sys
+from direct_lvm import run
+cmds = [("lvs", "--reportformat", "json", "-o", "lv_name,lv_size", "docker"),
+        ("lvs", "--reportformat", "json", "no_such_vg"),
+        ("lvextend", "--extents", "+1", "no_such_vg/x")]
+alone = [run.run(c, check=False) for c in cmds]
+with run.lvm_shell():
+    shell = run._SHELL[0]
+    inside = [run.run(c, check=False) for c in cmds]
+    asked = shell.run(("lvremove", "docker/dl_ask"), 120)
+out = {"alone": [(p.returncode, p.stdout, p.stderr) for p in alone],
+       "inside": [(p.returncode, p.stdout, p.stderr) for p in inside],
+       "asked": (asked.returncode, asked.stderr)}
+print(json.dumps(out))
+"""
+
+
+def test_the_lvm_shell_answers_as_separate_processes_do(host, lvs):
+    host.check_output("lvcreate --yes -n dl_ask -L 8m docker")
+    uuid = lvs("docker/dl_ask")["lv_uuid"]
+    try:
+        r = host.run(f"python3 -c {shlex.quote(SHELL_VS_PROCESS)}")
+        assert r.rc == 0, r.stdout + r.stderr
+        assert lvs("docker/dl_ask")["lv_uuid"] == uuid  # the answer was no
+    finally:
+        host.run("lvremove -y docker/dl_ask")
+    out = json.loads(r.stdout)
+    (rc0, out0, _), (rc1, _, err1), (rc2, _, err2) = out["alone"]
+    (sc0, sout0, _), (sc1, _, serr1), (sc2, _, serr2) = out["inside"]
+    assert (rc0, rc1, rc2) == (0, 5, 5) and (sc0, sc1, sc2) == (rc0, rc1, rc2), out
+    assert json.loads(sout0)["report"] == json.loads(out0)["report"], out
+    assert 'Volume group "no_such_vg" not found' in err1 and err1.strip() in serr1, out
+    assert "no_such_vg" in err2 and "no_such_vg" in serr2, out
+    code, said = out["asked"]  # lvremove asks "Do you really want to remove ...? [y/n]:"
+    assert code != 0 and "[y/n]" in said, out
+    assert host.run("pgrep -x lvm").rc == 1  # the shell is gone
 
 
 def test_plan_on_converged_system_says_nothing_to_do(host, cfg):
