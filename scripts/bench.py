@@ -298,7 +298,7 @@ def compare_section(boot: Boot, rounds: int) -> tuple[list[str], float | None]:
     manual = med([r for r in rows if r["side"] == "manual"])
     lines = [f"### Manual procedure vs direct-lvm (boot 1: {rounds} rounds in rotating order "
              "on identical blank 4 GiB disks; medians)", "",
-             "| run | median s | vs manual | goal | met | lvm processes | peak RSS MiB "
+             "| run | median s | vs manual | goal | met | lvm processes (commands) | peak RSS MiB "
              "| rounds s |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     names = {"manual": "manual procedure (+ drop-in, daemon-reload)",
              "apply": "`direct-lvm apply --no-restart`", "noop": "no-op (second apply)",
@@ -308,7 +308,7 @@ def compare_section(boot: Boot, rounds: int) -> tuple[list[str], float | None]:
         rs = sorted((r for r in rows if r["side"] == side), key=lambda r: r["round"])
         m = med(rs)
         ratio = m / manual if m is not None and manual else None
-        lvm = sorted({r["lvm"] for r in rs})
+        lvm = sorted({f"{r['lvm']} ({r.get('lvm_cmds', r['lvm'])})" for r in rs})
         rss = med(rs, "rss_kib")
         per = " / ".join(("FAILED" if r.get("failed") else f"{r['seconds']:.2f}") for r in rs)
         goal = goals.get(side)

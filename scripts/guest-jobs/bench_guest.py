@@ -29,6 +29,16 @@ RESULTS = OUT / "results.jsonl"
 T0 = time.monotonic()
 # One logged LVM process: direct-lvm -v prints "+ lvm fullreport ...", bash -x "+ pvcreate ..."
 LVM_LINE = re.compile(r"(?:^|\s)\+ (?:lvm\w*|pv[a-z]+|vg[a-z]+|lv[a-z]+)(?:\s|$)", re.M)
+# direct-lvm -v after a command that ran in its lvm shell (run.lvm_shell): one process
+# for all the commands that name the same pid
+SHELL_LINE = re.compile(r"\(in the lvm shell, pid (\d+)\)")
+
+
+def lvm_processes(text: str) -> tuple[int, int]:
+    """(lvm processes, lvm commands) that a command's output logged."""
+    commands = len(LVM_LINE.findall(text))
+    pids = SHELL_LINE.findall(text)
+    return commands - len(pids) + len(set(pids)), commands
 LVM_REPEAT, PY_REPEAT = 3, 2  # medians of these many runs
 CI_DISK = "/dev/disk/by-id/virtio-benchci"  # the cloud-init boots' disk
 CONFIG_FILE = "/etc/direct-lvm/config.yaml"  # direct-lvm.service's config
@@ -61,7 +71,8 @@ def measure(label: str, argv: list[str], *, check: bool = True, quiet: bool = Fa
         text = out.read().decode(errors="replace")
     doc: dict[str, Any] = {
         "label": label, "seconds": round(seconds, 4), "rc": proc.returncode,
-        "rss_kib": usage.ru_maxrss, "lvm": len(LVM_LINE.findall(text)),
+        "rss_kib": usage.ru_maxrss, "lvm": lvm_processes(text)[0],
+        "lvm_cmds": lvm_processes(text)[1],
         "failed": check and proc.returncode != 0, "tail": text[-300:], **extra,
     }  # fmt: skip
     with LOG.open("a") as fh:
@@ -134,6 +145,24 @@ def cleanup_round(r: int) -> None:
     # image-setup's drop-ins stay (a baked image has them): docker's storage options go
     sh(["sh", "-c", "rm -rf /var/lib/direct-lvm /etc/direct-lvm/docker-storage.env "
         f"/etc/lvm/profile/manual{r}-* /etc/lvm/profile/direct{r}-*"])  # fmt: skip
+    restore_baked_record()
+
+
+# image-setup's render record (image.seed_render_record): a fresh instance of the baked
+# image has it, so each round and row starts with it as image-setup left it
+BAKED_RECORD = Path("/var/lib/direct-lvm/rendered.json")
+BAKED_COPY = Path("/var/tmp/bench-baked-rendered.json")
+
+
+def keep_baked_record() -> None:
+    if BAKED_RECORD.exists():
+        BAKED_COPY.write_bytes(BAKED_RECORD.read_bytes())
+
+
+def restore_baked_record() -> None:
+    if BAKED_COPY.exists():
+        BAKED_RECORD.parent.mkdir(parents=True, exist_ok=True)
+        BAKED_RECORD.write_bytes(BAKED_COPY.read_bytes())
 
 
 IMPORT_CHILD_CLI = """
@@ -268,6 +297,7 @@ def mode_compare() -> None:
     # bake for boots 2-4 (cloud-init is disabled on this boot's kernel command line); no
     # locale-gen: cloud-init's locale module runs in the config stage, which is not timed
     measure("setup: direct-lvm image-setup", ["direct-lvm", "image-setup"])
+    keep_baked_record()
     # untimed: what booting the baked image does, systemd loads the drop-in image-setup
     # baked (so a first apply writes only docker's storage options, no daemon-reload)
     sh(["systemctl", "daemon-reload"])
@@ -395,7 +425,8 @@ STAMPED = re.compile(r"^direct-lvm: \[ *(\d+) ms\] (.*)$", re.M)
 def command_seconds(output: str) -> dict[str, list[float]]:
     """From `direct-lvm -v`'s stamped lines: each command's seconds (until the next stamped
     line), by the command's name (`+ lvcreate ...` -> lvcreate)."""
-    lines = [(int(ms), text) for ms, text in STAMPED.findall(output)]
+    # "(in the lvm shell ...)" and "(started before ...)" say where the command above ran
+    lines = [(int(ms), text) for ms, text in STAMPED.findall(output) if not text.startswith("(")]
     took: dict[str, list[float]] = {}
     for (ms, text), (next_ms, _) in zip(lines, lines[1:]):
         if text.startswith("+ ") and not text.startswith("+ write "):
@@ -414,6 +445,7 @@ def forget_row_files() -> None:
             sh(["rm", "-rf", str(path)])
         else:
             path.unlink(missing_ok=True)
+    restore_baked_record()
 
 
 def blank_again(vg: str, devices: list[str]) -> None:

@@ -792,7 +792,7 @@ def entry() -> NoReturn:
     handlers and the joins cost a first apply ~0.3 s under TCG after its last line, and
     nothing of ours needs them: the files are written (records fsynced) and closed by
     then, the log's only handler writes to stderr, and a thread still running is the
-    jinja2 warm-up (render.warm_up: nothing to keep). What Python still holds is stdout's
+    jinja2 import (render.answered: nothing to keep). What Python still holds is stdout's
     and stderr's buffers: flushed here. When a flush fails (a closed pipe), or main ends
     in SystemExit (--version, --help, a usage error), the exit is Python's own, as
     before. main() itself returns (the tests and the library call it)."""

@@ -307,8 +307,44 @@ def image_setup(
         log.info("wrote %s", path)
         written.append(path)
     written += bake_docker_dropin(root, check)
+    written += seed_render_record(root)
     written.append(write_marker(root, "cloud-init" if cloud_init else "service", check))
     return written
+
+
+# The layouts whose files image-setup renders into the render record: each thin-pool
+# runtime's defaults (the devices entry names no disk that is read), and the baked
+# config of direct-lvm.service when there is one.
+SEED_DEVICE = "/dev/disk/by-id/direct-lvm-image-setup"
+
+
+def seed_runtimes() -> list[str]:
+    from . import runtimes
+
+    return [str(r) for r in runtimes.TABLE if runtimes.get(r).thin]
+
+
+def seed_render_record(root: Path) -> list[Path]:
+    """On the live system only (the record's keys name this Python's jinja2 and this
+    root's units): core.seed_record for the default layouts and the baked config. A
+    baked config that does not validate is left to the boot, which names its error."""
+    from .core import BOOT_CONFIG_FILE, seed_record
+    from .errors import ConfigError
+    from .render import RECORD
+    from .spec import from_mapping, load_file
+
+    if root.resolve() != Path("/"):
+        return []
+    specs = [from_mapping({"runtime": r, "devices": [SEED_DEVICE]}) for r in seed_runtimes()]
+    if Path(BOOT_CONFIG_FILE).is_file():
+        try:
+            specs.append(load_file(BOOT_CONFIG_FILE))
+        except ConfigError as e:
+            log.info("%s does not validate (the boot will say why): %s", BOOT_CONFIG_FILE,
+                     e.message.splitlines()[0])  # fmt: skip
+    count = seed_record(specs)
+    log.info("rendered %d file(s) of %d layout(s) into %s", count, len(specs), RECORD)
+    return [Path(RECORD)]
 
 
 def bake_docker_dropin(root: Path, check: Check) -> list[Path]:

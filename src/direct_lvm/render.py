@@ -21,9 +21,12 @@ from pathlib import Path
 
 TYPE_CHECKING = False  # mypy reads it as True; `typing` stays off the hot path
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable
+    from typing import Any, TypeVar
 
     import jinja2
+
+    T = TypeVar("T")
 
 _PKG = Path(__file__).resolve().parent
 log = logging.getLogger("direct_lvm")
@@ -278,12 +281,8 @@ class _Record:
     def __init__(self, path: str, *, write: bool = True) -> None:
         self.path = path
         self.write = write
-        self.warmed = False  # warm_up() started jinja2's import
+        self.warmed = False  # answered() started jinja2's import
         self.entries: dict[str, str] = self._load()
-        # empty as found (a first run, or the record deleted): this run will render.
-        # Not `entries` later: the config's parse is kept (spec.read_mapping) before
-        # the probes start, and that made every first run look like a converged one.
-        self.fresh = not self.entries
 
     def _load(self) -> dict[str, str]:
         try:
@@ -339,17 +338,36 @@ def remember(path: str = "", *, write: bool = True) -> None:
     _record[:] = [_Record(path or RECORD, write=write)]
 
 
-def warm_up() -> None:
-    """Called as the probes' commands start (core.observe). With a record in use that
-    was empty when loaded (a first run, or the record deleted) this run will render:
-    jinja2 is imported and the environment built in a thread while lvm and lsblk run
-    (the main thread waits on them with the GIL released; started earlier, it competed
-    with the main thread's own Python). Under TCG the import is ~0.5 s of a first
-    apply. environment() and the import lock make render() wait for it, or do it,
-    whichever comes first. A run with a record (converged) never starts it."""
-    if _record and _record[0].fresh and not _record[0].warmed:
+class _Missing(Exception):
+    """Inside answered(): a rendering the record does not hold."""
+
+
+_ASKING: list[bool] = []  # inside answered(): render() answers from the record or raises
+
+
+def answered(renders: Callable[[], T]) -> T | None:
+    """renders() now, with every rendering answered from the record only: its result when
+    the record held them all. When one is missing this run will render: jinja2 is
+    imported and the environment built in a thread from now (core.observe calls this as
+    the probes' commands start: the main thread then waits on lvm and lsblk with the GIL
+    released), and None is returned. Under TCG the import is ~0.4 s of a first apply.
+    environment() and the import lock make render() wait for the thread, or do it,
+    whichever comes first. A converged run, or a first boot whose layout image-setup
+    rendered into the record (core.seed_record), never imports it. No record in use:
+    None, and nothing started."""
+    if not _record:
+        return None
+    _ASKING.append(True)
+    try:
+        return renders()
+    except _Missing:
+        pass
+    finally:
+        _ASKING.pop()
+    if not _record[0].warmed:
         _record[0].warmed = True
         _prefetch()
+    return None
 
 
 def _prefetch() -> None:
@@ -386,9 +404,14 @@ def render(template: str, **context: Any) -> str:
     record = _record[0] if _record else None
     key = _key(template, context) if record is not None else None
     if record is None or key is None:
+        if _ASKING:
+            raise _Missing
         return _render(template, context)
     text = record.get(key)
     if text is None:
+        if _ASKING:
+            raise _Missing
+        log.debug("rendering %s with jinja2 (not in the render record)", template)
         text = _render(template, context)
         record.put(key, text)
     return text

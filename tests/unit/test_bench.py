@@ -77,6 +77,23 @@ def test_lvm_processes_are_counted_from_logged_command_lines():
     assert len(guest.LVM_LINE.findall(log)) == 3
 
 
+def test_commands_in_one_lvm_shell_are_one_process():
+    log = "\n".join([
+        "direct-lvm: [   12 ms] + lvm fullreport --reportformat json",
+        "direct-lvm: [   13 ms] (started before the imports; no other run held the lock since)",
+        "direct-lvm: [  900 ms] + vgcreate --addtag direct_lvm docker /dev/vdb",
+        "direct-lvm: [ 1300 ms] + lvcreate --yes --type thin-pool docker",
+        "direct-lvm: [ 1301 ms] (in the lvm shell, pid 486)",
+        "direct-lvm: [ 2800 ms] + write /etc/direct-lvm/docker-storage.env (442 bytes)",
+        "direct-lvm: [ 2900 ms] + lvm fullreport --reportformat json",
+        "direct-lvm: [ 2901 ms] (in the lvm shell, pid 486)",
+        "direct-lvm: [ 3100 ms] docker/thinpool: 5 step(s) applied and verified in 3.0 s",
+    ])  # fmt: skip
+    assert guest.lvm_processes(log) == (3, 4)
+    # a command's time runs to the next line that is not about where it ran
+    assert guest.command_seconds(log)["lvcreate"] == [1.5]
+
+
 def test_ratios_are_medians_over_rounds_and_a_failed_run_is_named():
     rows = [
         {"group": "compare", "side": side, "round": r, "seconds": s, "lvm": lvm,
@@ -91,7 +108,7 @@ def test_ratios_are_medians_over_rounds_and_a_failed_run_is_named():
     lines, manual = bench.compare_section(boot, 3)
     assert manual == 10.0
     apply_row = next(ln for ln in lines if ln.startswith("| `direct-lvm apply"))
-    assert "| 5.00 | 0.50 | <= 0.6 | yes | 4 |" in apply_row
+    assert "| 5.00 | 0.50 | <= 0.6 | yes | 4 (4) |" in apply_row
     noop_row = next(ln for ln in lines if ln.startswith("| no-op"))
     assert "| 2.50 | 0.25 | <= 0.25 | yes |" in noop_row
     plan_row = next(ln for ln in lines if ln.startswith("| `plan`"))

@@ -181,27 +181,33 @@ def test_plan_reads_the_record_but_never_writes_it(tmp_path, monkeypatch):
     assert not (tmp_path / "absent").exists()
 
 
-def test_an_empty_record_starts_jinja2_early_and_a_full_one_does_not(tmp_path, monkeypatch):
-    """A first run (no record) will render: jinja2 is imported beside the probes, once.
-    A run with a record (the converged case), or with none in use, never starts it."""
+def _profile():
+    return render.render(PROFILE, **CTX)
+
+
+def test_answered_gives_what_the_record_holds_or_starts_jinja2_once(tmp_path, monkeypatch):
+    """A run whose renderings are all in the record gets them without jinja2 and starts
+    nothing; one missing starts jinja2's import beside the probes (once) and renders
+    later. No record in use (render, image-setup): nothing is started."""
     started = []
     monkeypatch.setattr(render, "_prefetch", lambda: started.append(1))
+    monkeypatch.setattr(render, "_render", _no_jinja)
     path = str(tmp_path / "rec.json")
     render.forget()
-    render.warm_up()
-    assert started == []
+    assert render.answered(_profile) is None and started == []
     render.remember(path)
     assert started == []  # not before the probes start
-    render.warm_up()
-    render.warm_up()
-    assert started == [1]
-    render.render(PROFILE, **CTX)  # kept in the record
+    assert render.answered(_profile) is None and started == [1]
+    assert render.answered(_profile) is None and started == [1]  # once per run
+    monkeypatch.undo()
+    text = render.render(PROFILE, **CTX)  # kept in the record
+    monkeypatch.setattr(render, "_prefetch", lambda: started.append(1))
+    monkeypatch.setattr(render, "_render", _no_jinja)
     render.remember(path)
-    render.warm_up()
-    assert started == [1]
+    assert render.answered(_profile) == text and started == [1]
     render.remember(str(tmp_path / "absent.json"), write=False)  # plan on a fresh host
-    render.warm_up()
-    assert started == [1, 1]
+    assert render.answered(_profile) is None and started == [1, 1]
+    assert not (tmp_path / "absent.json").exists()
 
 
 def test_a_first_run_starts_jinja2_early_though_the_configs_parse_is_kept_first(
@@ -215,8 +221,20 @@ def test_a_first_run_starts_jinja2_early_though_the_configs_parse_is_kept_first(
     render.remember(str(path))
     spec.read_mapping("direct_lvm:\n  devices: [/dev/vdb]\n", "config.yaml")
     assert len(json.loads(path.read_text())["entries"]) == 1  # the parse, kept
-    render.warm_up()
-    assert started == [1]
+    assert render.answered(_profile) is None and started == [1]
+
+
+def test_a_record_seeded_for_another_layout_still_starts_jinja2(tmp_path, monkeypatch):
+    """image-setup's record holds the default layouts: a run of another layout misses
+    one rendering and imports jinja2 early, as a first run does."""
+    path = str(tmp_path / "rec.json")
+    render.remember(path)
+    render.render(PROFILE, **CTX)
+    started = []
+    monkeypatch.setattr(render, "_prefetch", lambda: started.append(1))
+    render.remember(path)
+    other = dict(CTX, threshold=70)
+    assert render.answered(lambda: render.render(PROFILE, **other)) is None and started == [1]
 
 
 def test_the_early_import_builds_the_one_environment_or_leaves_the_error_to_render(
@@ -233,3 +251,30 @@ def test_the_early_import_builds_the_one_environment_or_leaves_the_error_to_rend
     render._warm()  # swallowed here; render() raises it in the main thread
     with pytest.raises(ImportError):
         render._render(PROFILE, CTX)
+
+
+def test_image_setups_seed_answers_a_first_run_of_the_default_layout(monkeypatch):
+    """core.seed_record renders what a first run of a layout needs into the record
+    (image-setup does it for each thin-pool runtime's defaults): a later run of that
+    layout gets every file from it, and starts no jinja2 import."""
+    from direct_lvm import core, image
+    from direct_lvm.observed import RuntimeState
+
+    specs = [spec.from_mapping({"runtime": r, "devices": [image.SEED_DEVICE]})
+             for r in image.seed_runtimes()]  # fmt: skip
+    for rt in {core.runtimes.get(s.runtime) for s in specs}:
+        monkeypatch.setattr(type(rt), "probe", lambda self, spec, restart: RuntimeState())
+    assert core.seed_record(specs) >= 1
+    started = []
+    monkeypatch.setattr(render, "_prefetch", lambda: started.append(1))
+    monkeypatch.setattr(render, "_render", _no_jinja)
+    render.remember()  # a later run (render.RECORD: this test's, see conftest)
+    mine = spec.from_mapping({"devices": ["/dev/vdb"]})  # another disk, same layout
+    files = render.answered(lambda: core.desired_files(mine, RuntimeState()))
+    assert files and core.profile_path(mine) in files and started == []
+
+
+def test_image_setup_seeds_only_the_live_system(tmp_path):
+    from direct_lvm import image
+
+    assert image.seed_render_record(tmp_path) == []

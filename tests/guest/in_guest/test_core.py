@@ -242,6 +242,23 @@ def test_converged_apply_renders_from_the_record_and_still_converges_changes(hos
     assert "jinja2" not in imported, sorted(imported)
 
 
+SEED = "from pathlib import Path; from direct_lvm import image; image.seed_render_record(Path('/'))"
+
+
+def test_image_setups_record_answers_a_first_run_of_the_default_layout(host, cfg):
+    """Issue 13: image-setup renders each thin-pool runtime's default layout into the
+    render record (image.seed_render_record, here alone: the rest of image-setup would
+    set this guest up for boots it does not have). A first run of that layout, on
+    another disk name, renders nothing with jinja2; without the record it does."""
+    host.check_output(f"rm -f {RENDERED}")
+    r = host.run(f"direct-lvm -v plan {cfg('core')}")
+    assert r.rc == 0 and "rendering lvm-profile.profile.j2 with jinja2" in r.stderr, r.stderr
+    host.check_output(f"python3 -c {shlex.quote(SEED)}")
+    r = host.run(f"direct-lvm -v plan {cfg('core')}")
+    assert r.rc == 0 and "nothing to do" in r.stdout, r.stdout + r.stderr
+    assert "with jinja2" not in r.stderr, r.stderr
+
+
 def test_status_reports_the_pool(host):
     pools = json.loads(host.check_output("direct-lvm status --json"))["pools"]
     assert [(p["vg"], p["pool"]) for p in pools] == [("docker", "thinpool")]
