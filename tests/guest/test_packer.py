@@ -354,6 +354,8 @@ def test_artifact_has_no_pool_no_runtime_storage_no_bake_state(baked, tmp_path):
     # image-setup's files, and the runtime enabled (not started: see above)
     assert root.exists("/etc/cloud/cloud.cfg.d/90_direct_lvm.cfg")
     assert root.exists("/etc/systemd/system/docker.service.d/10-direct-lvm-order.conf")
+    # image-setup's render record: a first boot of a default layout imports no jinja2
+    assert '"format": 1' in root.read("/var/lib/direct-lvm/rendered.json")
     assert root.exists("/etc/systemd/system/multi-user.target.wants/docker.service")
     assert root.exists("/etc/systemd/system/sockets.target.wants/docker.socket")
     # nothing of the bake's instance or login
