@@ -231,6 +231,7 @@ class _LvmShell:
     def __init__(self, proc: subprocess.Popen[bytes], report_fd: int) -> None:
         self.proc = proc
         self.report_fd = report_fd
+        self.closed = False
 
     @classmethod
     def start(cls, profile_dir: str) -> _LvmShell | None:
@@ -282,8 +283,9 @@ class _LvmShell:
                     fds.remove(err_fd)
                 raw_err += chunk
                 if raw_err.rstrip().endswith(b"[y/n]:"):  # a question: no, as /dev/null says
-                    self.proc.stdin.write(b"n\n")
-                    self.proc.stdin.flush()
+                    with suppress(OSError):  # gone: its exit status is the answer, below
+                        self.proc.stdin.write(b"n\n")
+                        self.proc.stdin.flush()
             if self.report_fd in ready:
                 chunk = os.read(self.report_fd, 1 << 20)
                 if not chunk:  # the shell exited: what it said is the error
@@ -303,6 +305,11 @@ class _LvmShell:
         self.close()
 
     def close(self) -> None:
+        """Its stdin closed (the shell exits), reaped, its pipes closed; once (a shell
+        killed on a timeout is closed again as its lvm_shell() block ends)."""
+        if self.closed:
+            return
+        self.closed = True
         if self.proc.stdin is not None:
             with suppress(OSError):
                 self.proc.stdin.close()

@@ -76,3 +76,26 @@ def test_the_profile_is_written_once_and_rewritten_when_it_differs(tmp_path):
 def test_without_a_profile_directory_there_is_no_shell(tmp_path):
     with run.lvm_shell(str(tmp_path / "missing")):
         assert not run._SHELL
+
+
+class _FakeProc:
+    def __init__(self):
+        self.stdin = self.stderr = None
+        self.waits = 0
+
+    def wait(self):
+        self.waits += 1
+        return 0
+
+
+def test_a_shell_is_closed_once():
+    """A shell killed on a timeout is closed again as its block ends: its report pipe
+    must not be closed twice (the fd number may belong to another file by then)."""
+    r, w = os.pipe()
+    os.close(w)
+    shell = run._LvmShell(_FakeProc(), r)
+    shell.close()
+    shell.close()
+    assert shell.proc.waits == 1
+    with pytest.raises(OSError):
+        os.fstat(r)
