@@ -178,7 +178,20 @@ def in_lvm_shell(argv: Sequence[str]) -> bool:
     name = argv[1] if argv[0] == "lvm" and len(argv) > 1 else argv[0]
     if name not in _NEVER_ASK and not (name == "lvcreate" and "--yes" in argv):
         return False
+    if any(a.startswith("--reportformat") for a in _shell_words(argv)):
+        return False  # another format than the shell's json
     return all(a and a[0] != "#" and _PLAIN.issuperset(a) for a in argv)
+
+
+def _shell_words(argv: Sequence[str]) -> list[str]:
+    """argv as the shell is sent it: without `--reportformat json`, which lvm >= 2.03.17
+    refuses in its shell ("cannot be used in interactive mode"); the profile's
+    report/output_format says json for every command."""
+    words = list(argv)
+    for i in range(len(words) - 1):
+        if words[i] == "--reportformat" and words[i + 1] == "json":
+            return words[:i] + words[i + 2 :]
+    return words
 
 
 @contextmanager
@@ -263,7 +276,7 @@ class _LvmShell:
         assert self.proc.stdin is not None and self.proc.stderr is not None
         err_fd = self.proc.stderr.fileno()
         try:
-            self.proc.stdin.write(" ".join(argv).encode() + b"\n")
+            self.proc.stdin.write(" ".join(_shell_words(argv)).encode() + b"\n")
             self.proc.stdin.flush()
         except OSError:
             pass  # the shell is gone: its exit status is the answer, below

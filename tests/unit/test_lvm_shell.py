@@ -27,6 +27,9 @@ from direct_lvm import run
         (("lvs", "#comment"), False),
         (("lvs", ""), False),
         (("lvm",), False),
+        (("lvs", "--reportformat", "basic", "docker"), False),  # the shell's is json
+        (("lvs", "--reportformat=json", "docker"), False),
+        (("lvs", "--reportformat", "json", "--reportformat", "json"), False),
     ],
 )
 def test_which_commands_run_in_the_shell(argv, shell):
@@ -99,3 +102,11 @@ def test_a_shell_is_closed_once():
     assert shell.proc.waits == 1
     with pytest.raises(OSError):
         os.fstat(r)
+
+
+def test_the_shell_is_sent_argv_without_reportformat_json():
+    """lvm >= 2.03.17 refuses --reportformat in its shell (trixie's 2.03.31 did); the
+    shell's profile makes every report json. The argv logged stays the pasteable one."""
+    argv = ("lvm", "fullreport", "--reportformat", "json", "--units", "b")
+    assert run._shell_words(argv) == ["lvm", "fullreport", "--units", "b"]
+    assert run._shell_words(("lvchange", "-ay", "docker/x")) == ["lvchange", "-ay", "docker/x"]
