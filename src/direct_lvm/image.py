@@ -343,6 +343,8 @@ def seed_render_record(root: Path) -> list[Path]:
             log.info("%s does not validate (the boot will say why): %s", BOOT_CONFIG_FILE,
                      e.message.splitlines()[0])  # fmt: skip
     count = seed_record(specs)
+    if not Path(RECORD).is_file():  # not writable: a cache, the first boot renders
+        return []
     log.info("rendered %d file(s) of %d layout(s) into %s", count, len(specs), RECORD)
     return [Path(RECORD)]
 

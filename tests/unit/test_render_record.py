@@ -278,3 +278,22 @@ def test_image_setup_seeds_only_the_live_system(tmp_path):
     from direct_lvm import image
 
     assert image.seed_render_record(tmp_path) == []
+
+
+def test_a_layout_whose_runtime_refuses_is_left_out_of_the_seed(monkeypatch):
+    """image-setup must not fail for a runtime the image does not use: a layout whose
+    probe or files raise the runtime's refusal is skipped, the others are rendered."""
+    from direct_lvm import core, image
+    from direct_lvm.errors import RefusedError
+    from direct_lvm.observed import RuntimeState
+
+    specs = [spec.from_mapping({"runtime": r, "devices": [image.SEED_DEVICE]})
+             for r in image.seed_runtimes()]  # fmt: skip
+    refusing, taking = (core.runtimes.get(s.runtime) for s in specs)
+
+    def refuse(self, spec, restart):
+        raise RefusedError("containerd's config.toml sets its own devmapper", "edit it")
+
+    monkeypatch.setattr(type(refusing), "probe", refuse)
+    monkeypatch.setattr(type(taking), "probe", lambda self, spec, restart: RuntimeState())
+    assert core.seed_record(specs) >= 1  # the other layout's profile
