@@ -32,13 +32,6 @@ LVM_LINE = re.compile(r"(?:^|\s)\+ (?:lvm\w*|pv[a-z]+|vg[a-z]+|lv[a-z]+)(?:\s|$)
 # direct-lvm -v after a command that ran in its lvm shell (run.lvm_shell): one process
 # for all the commands that name the same pid
 SHELL_LINE = re.compile(r"\(in the lvm shell, pid (\d+)\)")
-
-
-def lvm_processes(text: str) -> tuple[int, int]:
-    """(lvm processes, lvm commands) that a command's output logged."""
-    commands = len(LVM_LINE.findall(text))
-    pids = SHELL_LINE.findall(text)
-    return commands - len(pids) + len(set(pids)), commands
 LVM_REPEAT, PY_REPEAT = 3, 2  # medians of these many runs
 CI_DISK = "/dev/disk/by-id/virtio-benchci"  # the cloud-init boots' disk
 CONFIG_FILE = "/etc/direct-lvm/config.yaml"  # direct-lvm.service's config
@@ -56,6 +49,13 @@ def record(doc: dict[str, Any]) -> None:
         fh.write(json.dumps(doc) + "\n")
 
 
+def lvm_processes(text: str) -> tuple[int, int]:
+    """(lvm processes, lvm commands) that a command's output logged."""
+    commands = len(LVM_LINE.findall(text))
+    pids = SHELL_LINE.findall(text)
+    return commands - len(pids) + len(set(pids)), commands
+
+
 def measure(label: str, argv: list[str], *, check: bool = True, quiet: bool = False,
             stdin: str | None = None, **extra: Any) -> dict[str, Any]:  # fmt: skip
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as inp:
@@ -69,10 +69,10 @@ def measure(label: str, argv: list[str], *, check: bool = True, quiet: bool = Fa
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read().decode(errors="replace")
+    processes, commands = lvm_processes(text)
     doc: dict[str, Any] = {
         "label": label, "seconds": round(seconds, 4), "rc": proc.returncode,
-        "rss_kib": usage.ru_maxrss, "lvm": lvm_processes(text)[0],
-        "lvm_cmds": lvm_processes(text)[1],
+        "rss_kib": usage.ru_maxrss, "lvm": processes, "lvm_cmds": commands,
         "failed": check and proc.returncode != 0, "tail": text[-300:], **extra,
     }  # fmt: skip
     with LOG.open("a") as fh:
